@@ -1,0 +1,46 @@
+# tenfold: `make run` (set up + the main job) and `make test` (set up + tests) are all a user needs.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+PIP   := $(VENV)/bin/pip -q --disable-pip-version-check
+STAMP := $(VENV)/.tenfold-installed
+# The CPU wheel of torch, installed before anything else: a bare `torch` requirement would pull a
+# multi-GB CUDA build. On a GPU machine: make TORCH_SPEC='torch>=2.4' ...
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup run test test-all bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install '$(TORCH_SPEC)'
+	$(PIP) install -e '.[all,dev]'
+	@# recbole is only read for the MovieLens-100K files its wheel ships; its own deps are not needed.
+	$(PIP) install --no-deps recbole
+	@# Real English text for the zoo LM: the Python docs from Debian, when we are root with apt.
+	@if ! ls -d /usr/share/doc/python3*/html/_sources >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-doc >/dev/null) \
+	      || echo "note: python3-doc not installed; tiny-lm falls back to the python-topics corpus"; \
+	  else echo "note: not root with apt; tiny-lm uses the python-topics corpus (or --text PATH)"; fi; fi
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/tenfold reproduce --profile quick --out reports
+	@echo "report: $(CURDIR)/reports/index.html and $(CURDIR)/reports/index.md"
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-all: setup
+	$(VENV)/bin/pytest -q -m ""
+
+bench: setup
+	$(VENV)/bin/tenfold bench --profile quick --out reports/bench
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf $(VENV) reports build *.egg-info src/*.egg-info

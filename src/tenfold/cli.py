@@ -1,0 +1,221 @@
+"""The `tenfold` command: core commands plus one sub-command group per method, loaded lazily."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import click
+import typer
+from typer.core import TyperGroup
+
+import tenfold
+from tenfold import methods
+from tenfold.core.errors import TenfoldError, UnknownNameError
+
+_state = {"debug": False}
+
+
+class MethodGroup(TyperGroup):
+    """Core commands first, then the ten methods, each imported only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(super().list_commands(ctx)) + list(methods.NAMES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in methods.NAMES:
+            return _method_command(name)
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name and not name.startswith("-") and name not in self.list_commands(ctx):
+            raise UnknownNameError(
+                f"unknown command {name!r}: choose one of {', '.join(self.list_commands(ctx))} (see tenfold --help)")
+        return super().resolve_command(ctx, args)
+
+
+def _method_command(name: str) -> click.Command:
+    paper = methods.paper(name)
+    if importlib.util.find_spec(f"tenfold.{name}") is not None and importlib.util.find_spec(f"tenfold.{name}.cli") is not None:
+        module = importlib.import_module(f"tenfold.{name}.cli")
+        command = typer.main.get_command(module.app)
+        command.name = name
+        return command
+
+    @click.command(name=name, help=f"{paper.title} (not implemented yet).",
+                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def missing() -> None:
+        raise TenfoldError(f"method {name!r} is not implemented yet: see the open issue for {name}")
+
+    return missing
+
+
+app = typer.Typer(
+    cls=MethodGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="tenfold: ten recent ML papers as tested, benchmarked software.\n\n"
+         "Start with `tenfold reproduce --profile quick --out reports`, or `tenfold <method> --help`.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tenfold {tenfold.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+) -> None:
+    from tenfold.core.progress import set_quiet
+    from tenfold.core.runtime import configure
+
+    _state["debug"] = debug
+    set_quiet(quiet)
+    configure(device=device, threads=threads)
+
+
+def _expected():
+    from tenfold.core.report import Expected
+
+    return [Expected(p.name, p.title, p.arxiv, methods.is_implemented(p.name)) for p in methods.PAPERS]
+
+
+def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int) -> None:
+    from tenfold.core.report import build_report
+    from tenfold.core.runner import check_profile, run_method
+
+    check_profile(profile)
+    names = methods.parse_only(only)
+    failed, missing = [], []
+    for name in names:
+        spec = methods.load(name)
+        if spec is None:
+            missing.append(name)
+            continue
+        result = run_method(spec, kind, profile, seed, out)
+        if result.status != "ok":
+            failed.append(name)
+    md, page = build_report(out, [e for e in _expected() if e.name in names])
+    typer.echo(f"report: {page.resolve()}\n        {md.resolve()}")
+    if missing:
+        typer.echo(f"not implemented yet: {', '.join(missing)}")
+    if failed:
+        typer.echo(f"failed: {', '.join(failed)} (details in the report)", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def reproduce(
+    profile: str = typer.Option("quick", help="quick (2 CPU cores, < 30 min for all) or full (GPU / long night)."),
+    only: str = typer.Option(None, help="Comma-separated methods, e.g. prune,hsr (default: all ten)."),
+    out: Path = typer.Option(Path("reports"), help="Output folder: one sub-folder per method plus index.md/html."),
+    seed: int = typer.Option(0, help="Seed for every random choice."),
+) -> None:
+    """Run every method's reproduce and build the report (the main job)."""
+    _run_all("reproduce", profile, only, out, seed)
+
+
+@app.command()
+def bench(
+    profile: str = typer.Option("quick", help="quick or full."),
+    only: str = typer.Option(None, help="Comma-separated methods (default: all implemented)."),
+    out: Path = typer.Option(Path("reports/bench"), help="Output folder."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """Run every method's benchmark (side-by-side ratios against baselines, JSON out)."""
+    _run_all("bench", profile, only, out, seed)
+
+
+@app.command()
+def report(folder: Path = typer.Argument(..., help="Folder holding */result.json files.")) -> None:
+    """Rebuild FOLDER/index.md and index.html from every */result.json under FOLDER."""
+    from tenfold.core.report import build_report
+
+    md, page = build_report(folder, _expected())
+    typer.echo(f"report: {page.resolve()}\n        {md.resolve()}")
+
+
+data_app = typer.Typer(help="Datasets: real-format loaders and documented generators.", no_args_is_help=True)
+zoo_app = typer.Typer(help="Small models trained here and cached under $TENFOLD_HOME/zoo.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(zoo_app, name="zoo")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Every dataset: name, source, size, licence and loader."""
+    from tenfold.data.registry import all_datasets
+
+    rows = [(d.name, d.source, d.size, d.licence, d.loader) for d in all_datasets()]
+    _print_table(("name", "source", "size", "licence", "loader"), rows)
+
+
+@data_app.command("show")
+def data_show(name: str = typer.Argument(..., help="Dataset name (see `tenfold data list`).")) -> None:
+    """Details of one dataset, and whether it is available on this machine."""
+    from tenfold.data.registry import get_dataset
+
+    d = get_dataset(name)
+    for key, value in d.describe().items():
+        typer.echo(f"{key:>12}: {value}")
+
+
+@zoo_app.command("list")
+def zoo_list() -> None:
+    """Every zoo model: name, size, training data, status (built or not)."""
+    from tenfold.zoo.registry import all_models
+
+    rows = [(m.name, m.size, m.data, "built" if m.is_built() else "not built", str(m.path())) for m in all_models()]
+    _print_table(("name", "size", "data", "status", "path"), rows)
+
+
+@zoo_app.command("build")
+def zoo_build(
+    name: str = typer.Argument(..., help="Zoo entry (see `tenfold zoo list`)."),
+    force: bool = typer.Option(False, help="Rebuild even if cached."),
+    text: Path = typer.Option(None, help="tiny-lm only: train on this UTF-8 text file instead of the default corpus."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """Train a zoo model deterministically and cache it (a save_pretrained folder)."""
+    from tenfold.zoo.registry import get_model
+
+    model = get_model(name)
+    options = {"text": text} if text is not None else {}
+    report_ = model.build(force=force, seed=seed, **options)
+    for key, value in report_.items():
+        typer.echo(f"{key:>22}: {value}")
+
+
+def _print_table(header, rows) -> None:
+    rows = [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+def main() -> None:
+    """Console entry point: TenfoldError -> one line on stderr and exit 2 (traceback with --debug)."""
+    try:
+        app()
+    except TenfoldError as err:
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The shared kernel: results, reports, runtime, I/O, progress and errors. Nothing method-specific."""

@@ -1,0 +1,58 @@
+"""Run a registered method's reproduce/bench into `out/<method>/` and record how it went.
+
+Shared by `tenfold reproduce` (all methods) and `tenfold <method> reproduce|bench` (one method), so
+every result.json gets the same environment record, wall time and failure handling.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+from tenfold.core.errors import InputError, TenfoldError
+from tenfold.core.io import _writable_dir
+from tenfold.core.progress import say
+from tenfold.core.registry import MethodSpec
+from tenfold.core.results import Result
+from tenfold.core.runtime import environment, seed_everything
+
+PROFILES = ("quick", "full")
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise InputError(f"--profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    return profile
+
+
+def run_method(spec: MethodSpec, kind: str, profile: str, seed: int, out: Path, fail_fast: bool = False) -> Result:
+    """Run `spec`'s `kind` ('reproduce' or 'bench') and write out/<name>/result.json.
+
+    A method that raises is recorded as a failed result (with its traceback) instead of stopping the
+    whole run; `fail_fast` re-raises instead, for the single-method commands.
+    """
+    check_profile(profile)
+    folder = Path(out) / spec.name
+    _writable_dir(folder)
+    seed_everything(seed)
+    start = time.perf_counter()
+    say(f"[tenfold] {spec.name} {kind} ({profile}) -> {folder}")
+    try:
+        result = spec.run(kind, profile=profile, seed=seed, out=folder)
+        if not isinstance(result, Result):
+            raise TypeError(f"{spec.name}.{kind} returned {type(result).__name__}, not a Result")
+    except Exception as err:
+        if fail_fast or isinstance(err, KeyboardInterrupt):
+            raise
+        detail = str(err) if isinstance(err, TenfoldError) else traceback.format_exc()
+        result = Result(method=spec.name, kind=kind if kind in ("reproduce", "bench") else "run",
+                        paper={"title": spec.title, "arxiv": spec.arxiv}, profile=profile, seed=seed,
+                        status="failed", error=detail)
+    result.environment = {**environment(), **result.environment}
+    if result.wall_seconds is None:
+        result.wall_seconds = round(time.perf_counter() - start, 3)
+    result.write(folder)
+    held = f"{result.claims_held}/{len(result.claims)} claims hold" if result.claims else "no claims"
+    say(f"[tenfold] {spec.name} {kind}: {result.status}, {held}, {result.wall_seconds:.1f}s")
+    return result

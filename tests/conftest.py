@@ -1,0 +1,34 @@
+"""Shared test set-up: an isolated $TENFOLD_HOME, quiet output, and small zoo models built in seconds."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = tempfile.mkdtemp(prefix="tenfold-test-home-")
+os.environ["TENFOLD_HOME"] = _HOME  # tests never touch the user's cache
+os.environ["TENFOLD_QUIET"] = "1"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir() -> Path:
+    """A ~150k-parameter LLaMA causal LM + tokenizer (save_pretrained folder), trained in ~5 s."""
+    from tenfold.zoo.tiny_lm import build_tiny_lm
+
+    folder = Path(tempfile.mkdtemp(prefix="tiny-lm-", dir=_HOME))
+    build_tiny_lm(folder, seed=0, small=True, text="python-topics")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_lm_dir):
+    """(model, tokenizer) of the small tiny-lm; do not modify the model in place (copy.deepcopy it)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_lm_dir), AutoTokenizer.from_pretrained(tiny_lm_dir)
