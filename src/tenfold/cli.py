@@ -93,11 +93,13 @@ def _expected():
 
 
 def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int) -> None:
+    from tenfold.core.io import ensure_writable_dir
     from tenfold.core.report import build_report
     from tenfold.core.runner import check_profile, run_method
 
     check_profile(profile)
     names = methods.parse_only(only)
+    ensure_writable_dir(out)
     failed, missing = [], []
     for name in names:
         spec = methods.load(name)
@@ -201,9 +203,9 @@ def zoo_build(
 def _print_table(header, rows) -> None:
     rows = [tuple(str(c) for c in r) for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for r in rows:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 def main() -> None:

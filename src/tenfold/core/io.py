@@ -19,9 +19,12 @@ from safetensors.torch import load_file, save_file
 from tenfold.core.errors import CacheError, SchemaError
 
 
-def _writable_dir(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise CacheError(f"{path} is a file, not a folder: choose another output folder")
+def ensure_writable_dir(path: Path) -> None:
+    """Create `path` if needed; a CacheError saying what to do when it cannot be a writable folder."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise CacheError(f"{p} is a file, not a folder: choose another output folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -33,7 +36,7 @@ def _writable_dir(path: Path) -> None:
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` and rename the result over `path` in one atomic step."""
     path = Path(path)
-    _writable_dir(path.parent)
+    ensure_writable_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
@@ -168,12 +171,12 @@ class Checkpoint:
 def tenfold_home() -> Path:
     """The cache root: $TENFOLD_HOME, else ~/.cache/tenfold (checked writable)."""
     root = Path(os.environ.get("TENFOLD_HOME") or Path.home() / ".cache" / "tenfold").expanduser()
-    _writable_dir(root)
+    ensure_writable_dir(root)
     return root
 
 
 def cache_dir(*parts: str) -> Path:
     """A writable folder under the cache root, e.g. cache_dir('zoo', 'tiny-lm')."""
     path = tenfold_home().joinpath(*parts)
-    _writable_dir(path)
+    ensure_writable_dir(path)
     return path

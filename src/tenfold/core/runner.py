@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 
 from tenfold.core.errors import InputError, TenfoldError
-from tenfold.core.io import _writable_dir
+from tenfold.core.io import ensure_writable_dir
 from tenfold.core.progress import say
 from tenfold.core.registry import MethodSpec
 from tenfold.core.results import Result
@@ -34,7 +34,7 @@ def run_method(spec: MethodSpec, kind: str, profile: str, seed: int, out: Path, 
     """
     check_profile(profile)
     folder = Path(out) / spec.name
-    _writable_dir(folder)
+    ensure_writable_dir(folder)
     seed_everything(seed)
     start = time.perf_counter()
     say(f"[tenfold] {spec.name} {kind} ({profile}) -> {folder}")

@@ -1,0 +1,103 @@
+"""The `tenfold` command: help, version, error paths (one line, exit 2) and the reproduce runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from tenfold import cli, methods
+from tenfold.core.registry import MethodSpec
+from tenfold.core.results import Result, load_result
+
+
+def tenfold(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tenfold", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_core_commands_and_all_ten_methods():
+    proc = tenfold("--help")
+    assert proc.returncode == 0
+    for name in ("reproduce", "report", "data", "zoo", *methods.NAMES):
+        assert name in proc.stdout
+
+
+def test_version():
+    proc = tenfold("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("tenfold ")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("nosuch",), "unknown command 'nosuch'"),
+    (("reproduce", "--only", "prune,nosuch"), "unknown method 'nosuch'"),
+    (("reproduce", "--profile", "huge"), "--profile must be one of"),
+    (("data", "show", "nosuch"), "unknown dataset 'nosuch'"),
+    (("zoo", "build", "nosuch"), "unknown zoo model 'nosuch'"),
+    (("report", "does-not-exist"), "is not a folder of results"),
+])
+def test_bad_input_gives_one_clear_line_and_exit_2(args, needle):
+    proc = tenfold(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback():
+    proc = tenfold("--debug", "data", "show", "nosuch")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_report_on_a_corrupted_result_names_the_file(tmp_path):
+    bad = tmp_path / "x" / "result.json"
+    bad.parent.mkdir()
+    bad.write_text("[1, 2")
+    proc = tenfold("report", str(tmp_path))
+    assert proc.returncode == 2 and str(bad) in proc.stderr
+
+
+def test_out_path_that_is_a_file_is_refused_and_left_alone(tmp_path, monkeypatch):
+    blocker = tmp_path / "out"
+    blocker.write_text("keep me")
+    monkeypatch.setattr(methods, "load", lambda name: _fake_spec(name))
+    runner = CliRunner()
+    res = runner.invoke(cli.app, ["reproduce", "--only", "prune", "--out", str(blocker)])
+    assert res.exit_code != 0 and "is a file" in str(res.exception)
+    assert blocker.read_text() == "keep me"
+
+
+def _fake_spec(name, fail=False):
+    def reproduce(profile, seed, out):
+        if fail:
+            raise RuntimeError("boom")
+        r = Result(method=name, kind="reproduce", paper={"title": name, "arxiv": ""}, profile=profile, seed=seed,
+                   metrics={"x": seed})
+        r.claim("c", "x small", 1.0, 2.0, "ref", "lower")
+        return r
+
+    return MethodSpec(name=name, title=name, arxiv="", reproduce=reproduce)
+
+
+def test_reproduce_runs_registered_methods_lists_missing_ones_and_reports_failures(tmp_path, monkeypatch):
+    specs = {"prune": _fake_spec("prune"), "hsr": _fake_spec("hsr", fail=True), "rope": None}
+    monkeypatch.setattr(methods, "load", lambda name: specs[name])
+    monkeypatch.setattr(methods, "is_implemented", lambda name: specs.get(name) is not None)
+    res = CliRunner().invoke(cli.app, ["reproduce", "--only", "prune,hsr,rope", "--out", str(tmp_path), "--seed", "3"])
+    assert res.exit_code == 1  # a method failed: not a clean run
+    ok = load_result(tmp_path / "prune" / "result.json")
+    assert ok.status == "ok" and ok.metrics == {"x": 3} and ok.environment["device"] == "cpu"
+    failed = load_result(tmp_path / "hsr" / "result.json")
+    assert failed.status == "failed" and "boom" in failed.error
+    index = (tmp_path / "index.md").read_text()
+    assert "| rope |" in index and "not implemented yet" in index and "failed" in index
+
+
+def test_reproduce_exits_0_when_every_implemented_method_ran(tmp_path, monkeypatch):
+    specs = {"prune": _fake_spec("prune"), "rope": None}
+    monkeypatch.setattr(methods, "load", lambda name: specs[name])
+    monkeypatch.setattr(methods, "is_implemented", lambda name: specs.get(name) is not None)
+    res = CliRunner().invoke(cli.app, ["reproduce", "--only", "prune,rope", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "index.html").is_file()
