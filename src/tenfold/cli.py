@@ -100,6 +100,9 @@ def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int) ->
     check_profile(profile)
     names = methods.parse_only(only)
     ensure_writable_dir(out)
+    from tenfold.zoo.registry import all_models
+
+    was_built = {m.name for m in all_models() if m.is_built()}
     failed, missing = [], []
     for name in names:
         spec = methods.load(name)
@@ -109,6 +112,12 @@ def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int) ->
         result = run_method(spec, kind, profile, seed, out)
         if result.status != "ok":
             failed.append(name)
+    built_now = {m.name: m.info() for m in all_models() if m.is_built() and m.name not in was_built}
+    if built_now:
+        from tenfold.core.io import atomic_write_json
+        from tenfold.core.report import ZOO_FILE
+
+        atomic_write_json(Path(out) / ZOO_FILE, built_now)
     md, page = build_report(out, [e for e in _expected() if e.name in names])
     typer.echo(f"report: {page.resolve()}\n        {md.resolve()}")
     if missing:

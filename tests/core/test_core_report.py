@@ -47,3 +47,13 @@ def test_corrupted_result_stops_the_report_naming_the_file(tmp_path):
         build_report(tmp_path)
     assert str(bad) in str(err.value)
     assert not (tmp_path / "index.md").exists()
+
+
+def test_zoo_builds_are_reported_apart_from_method_times(tmp_path):
+    import json
+
+    _write(tmp_path, "alpha", held=True)
+    (tmp_path / "zoo-builds.json").write_text(json.dumps({"tiny-lm": {"build_seconds": 600.0, "valid_perplexity": 20.5}}))
+    md, page = build_report(tmp_path)
+    text = md.read_text()
+    assert "one-time cost" in text and "| tiny-lm | 600 |" in text and "valid_perplexity: 20.5" in text

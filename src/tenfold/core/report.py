@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tenfold.core.errors import InputError
-from tenfold.core.io import atomic_write_text
+from tenfold.core.errors import InputError, SchemaError
+from tenfold.core.io import atomic_write_text, read_json
 from tenfold.core.results import Result, load_result
 
 MAX_ROWS = 40
@@ -73,11 +73,32 @@ def build_report(folder: str | Path, expected: list[Expected] | None = None) -> 
         if name not in seen:
             paper = result.paper or {}
             entries.append(Entry(name, paper.get("title", ""), paper.get("arxiv", ""), result, where, result.status))
+    zoo = _zoo_builds(folder)
     md = folder / "index.md"
     page = folder / "index.html"
-    atomic_write_text(md, _markdown(entries, folder))
-    atomic_write_text(page, _html(entries, folder))
+    atomic_write_text(md, _markdown(entries, folder, zoo))
+    atomic_write_text(page, _html(entries, folder, zoo))
     return md, page
+
+
+ZOO_FILE = "zoo-builds.json"
+ZOO_HEADER = ["zoo model", "build seconds (one-time)", "details"]
+
+
+def _zoo_builds(folder: Path) -> list[list[str]]:
+    """Rows for the one-time zoo builds a run paid for (written by `tenfold reproduce`), if any."""
+    path = folder / ZOO_FILE
+    if not path.is_file():
+        return []
+    builds = read_json(path)
+    if not isinstance(builds, dict):
+        raise SchemaError(f"{path}: expected an object of zoo builds; delete it")
+    rows = []
+    for name, info in builds.items():
+        info = info if isinstance(info, dict) else {}
+        details = {k: v for k, v in info.items() if k not in ("name", "build_seconds", "config", "cached", "path")}
+        rows.append([name, _fmt(info.get("build_seconds")), _fmt(details)])
+    return rows
 
 
 # ---------------------------------------------------------------- tables from metrics
@@ -161,10 +182,13 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _markdown(entries: list[Entry], folder: Path) -> str:
+def _markdown(entries: list[Entry], folder: Path, zoo: list[list[str]]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = ["# tenfold report", "", f"Built {stamp} from the result.json files under this folder.", ""]
     out += [_md_table(SUMMARY_HEADER, [_summary_row(e) for e in entries]), ""]
+    if zoo:
+        out += ["Zoo models built during this run (a one-time cost, not part of the methods' wall time):", "",
+                _md_table(ZOO_HEADER, zoo), ""]
     for e in entries:
         out += [f"## {e.name}: {e.title}", ""]
         if e.arxiv:
@@ -213,11 +237,14 @@ def _h_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _html(entries: list[Entry], folder: Path) -> str:
+def _html(entries: list[Entry], folder: Path, zoo: list[list[str]]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>tenfold report</title><style>{_CSS}</style></head><body>",
              "<h1>tenfold report</h1>", f"<p>Built {stamp} from the result.json files under this folder.</p>",
              _h_table(SUMMARY_HEADER, [_summary_row(e) for e in entries])]
+    if zoo:
+        parts += ["<p>Zoo models built during this run (a one-time cost, not part of the methods' wall time):</p>",
+                  _h_table(ZOO_HEADER, zoo)]
     for e in entries:
         parts.append(f"<h2 id='{html.escape(e.name)}'>{html.escape(e.name)}: {html.escape(e.title)}</h2>")
         if e.arxiv:

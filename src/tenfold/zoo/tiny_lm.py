@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from tenfold.core.io import Checkpoint
-from tenfold.core.progress import progress
+from tenfold.core.progress import progress, say
 from tenfold.zoo.registry import ZooSpec, register_model
 
 EOS = "<|endoftext|>"
@@ -152,6 +152,8 @@ def build_tiny_lm(folder: Path, seed: int = 0, text: str | Path | None = None, c
         opt.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % 100 == 0:
+            say(f"[zoo] tiny-lm step {step + 1}/{cfg.steps} loss {sum(losses[-50:]) / len(losses[-50:]):.3f}")
         if (step + 1) % 100 == 0 and step + 1 < cfg.steps:
             ckpt.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1})
     ckpt.clear()
