@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import pkgutil
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +41,19 @@ class ZooSpec:
         return read_json(self.path() / "zoo.json")
 
     def build(self, force: bool = False, seed: int = 0, **options) -> dict:
-        """Train into a temporary folder and move it into place, so a crash never leaves half a model."""
+        """Train into a temporary folder and move it into place, so a crash never leaves half a model.
+
+        A lock file serialises concurrent builds of the same entry: a second process waits, then
+        finds the model built and reuses it.
+        """
         if self.is_built() and not force:
             return {**self.info(), "cached": True}
+        with _build_lock(self.path()):
+            if self.is_built() and not force:
+                return {**self.info(), "cached": True}
+            return self._build(seed, **options)
+
+    def _build(self, seed: int, **options) -> dict:
         final = self.path()
         work = final.with_name(f".{final.name}.building-{os.getpid()}")
         if work.exists():
@@ -62,6 +74,17 @@ class ZooSpec:
         if not self.is_built():
             self.build(seed=seed)
         return self.path()
+
+
+@contextmanager
+def _build_lock(final: Path):
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(f".{final.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _MODELS: dict[str, ZooSpec] = {}
