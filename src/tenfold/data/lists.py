@@ -283,7 +283,7 @@ def _genre_of(dataset) -> dict:
     """Raw item id -> first genre name ('' when the item table is missing)."""
     if dataset.item is None or "class" not in dataset.item.columns:
         return {}
-    return {str(i): (str(c).split(" ")[0] if str(c) else "") for i, c in zip(dataset.item["item_id"], dataset.item["class"])}
+    return {str(i): (str(c).split(" ")[0] if str(c) else "") for i, c in zip(dataset.item["item_id"], dataset.item["class"], strict=True)}
 
 
 def _user_chunks(dataset, cfg: ListConfig) -> list[tuple[str, list[list[int]]]]:

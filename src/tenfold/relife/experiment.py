@@ -67,41 +67,52 @@ def evaluate_models(splits, models: tuple[str, ...], p: Profile, train_cfg, clic
     Simulator regime: metrics on position-free intent labels y ~ Bernoulli(r') drawn once with
     `eval_seed`, plus the exact expected clicks of the re-ranked list under `click`.
     """
-    from tenfold.data.lists import ClickModel
-    from tenfold.relife.metrics import evaluate_rerank, rerank_order
     from tenfold.relife.train import build_model, fit, predict
 
     test = splits.test
-    L = test.mask.shape[1]
-    theta = (click or ClickModel(eta=1.0)).observation(L)
-    if click is None:
-        labels = test.labels
-    else:
-        intent = click.comparison(test.relevance.astype(np.float64), test.mask)
-        labels = (np.random.default_rng(eval_seed).random(intent.shape) < intent).astype(np.float64)
     out = {}
     for name in models:
         seed_everything(train_cfg.seed)
-        model = build_model(name, test.meta, L, p.history_lists, dim=p.dim)
+        model = build_model(name, test.meta, test.mask.shape[1], p.history_lists, dim=p.dim)
         with Timer() as t:
             history = fit(model, splits.train, train_cfg)
-        scores = predict(model, test)
-        metrics = evaluate_rerank(labels, test.mask, scores, theta)
-        if click is not None:
-            order = rerank_order(scores, test.mask)
-            shown = np.take_along_axis(test.relevance.astype(np.float64), order, 1)
-            metrics["expected_clicks"] = float(click.expected_clicks(shown, np.take_along_axis(test.mask, order, 1)).mean())
+        metrics = evaluate_scores(test, predict(model, test), click, eval_seed)
         metrics["train_seconds"] = round(t.seconds, 2)
         metrics["final_loss"] = history["loss"][-1] if history["loss"] else None
         out[name] = metrics
     return out
 
 
+def evaluate_scores(test, scores: np.ndarray, click=None, eval_seed: int = 0) -> dict:
+    """Metrics of one model's scores on test lists (see `evaluate_models` for the two regimes)."""
+    from tenfold.data.lists import ClickModel
+    from tenfold.relife.metrics import evaluate_rerank, rerank_order
+
+    theta = (click or ClickModel(eta=1.0)).observation(test.mask.shape[1])
+    if click is None:
+        labels = test.labels
+    else:
+        intent = click.comparison(test.relevance.astype(np.float64), test.mask)
+        labels = (np.random.default_rng(eval_seed).random(intent.shape) < intent).astype(np.float64)
+    metrics = evaluate_rerank(labels, test.mask, scores, theta)
+    if click is not None:
+        order = rerank_order(scores, test.mask)
+        shown = np.take_along_axis(test.relevance.astype(np.float64), order, 1)
+        metrics["expected_clicks"] = float(click.expected_clicks(shown, np.take_along_axis(test.mask, order, 1)).mean())
+    return metrics
+
+
 def reproduce(profile: str, seed: int, out: Path, models: tuple[str, ...] | None = None) -> Result:
     """Logged-label and simulated (beta = 0, 0.5) comparisons of RELIFE, its ablations and the baselines."""
     from tenfold.core.progress import say
-    from tenfold.data.lists import (build_logged_lists, build_simulated_lists, fit_ground_truth, fit_initial_ranker,
-                                    simulator_record, with_beta)
+    from tenfold.data.lists import (
+        build_logged_lists,
+        build_simulated_lists,
+        fit_ground_truth,
+        fit_initial_ranker,
+        simulator_record,
+        with_beta,
+    )
     from tenfold.data.movielens import load_atomic
     from tenfold.relife.train import MODELS
 
@@ -177,7 +188,7 @@ def _plot(metrics: dict, models: tuple[str, ...], out: Path) -> str:
 
     panels = [("logged labels", metrics["logged"])] + [(f"simulator {k}", v) for k, v in metrics["simulated"].items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), sharey=False)
-    for ax, (title, table) in zip(np.atleast_1d(axes), panels):
+    for ax, (title, table) in zip(np.atleast_1d(axes), panels, strict=True):
         vals = [table[m]["ndcg@5"] for m in models]
         colors = ["tab:red" if m == "relife" else "tab:orange" if m.startswith("relife") else "tab:gray" for m in models]
         ax.bar(range(len(models)), vals, color=colors)

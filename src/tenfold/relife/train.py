@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from tenfold.core.errors import InputError
+from tenfold.core.errors import InputError, SchemaError
+from tenfold.core.io import atomic_write_json, load_tensors, read_json, save_tensors
 from tenfold.core.progress import progress
 from tenfold.data.lists import ListData
 from tenfold.relife.baselines import BASELINES, BaselineConfig
@@ -43,8 +45,6 @@ def build_model(name: str, meta: dict, list_len: int, history_lists: int, dim: i
                 "relife-no-cl": {"cl_weight": 0.0}}.get(name, {})
     cfg = RelifeConfig(n_items=meta["n_items"], n_cats=meta["n_cats"], list_len=list_len, history_lists=history_lists,
                        dim=dim, heads=heads, contrastive=contrastive, cl_weight=cl_weight)
-    from dataclasses import replace
-
     return Relife(replace(cfg, **switches))
 
 
@@ -83,3 +83,38 @@ def predict(model: nn.Module, data: ListData, batch_size: int = 512) -> np.ndarr
         out.append(model(batch).float().numpy())
     scores = np.concatenate(out) if out else np.zeros(data.mask.shape, dtype=np.float32)
     return np.where(data.mask, scores, -np.inf)
+
+
+def save_model(model: nn.Module, folder: str | Path, spec: dict) -> Path:
+    """Weights as safetensors plus `model.json` holding `spec` (the build_model arguments)."""
+    folder = Path(folder)
+    save_tensors(folder / "model.safetensors", model.state_dict())
+    atomic_write_json(folder / "model.json", spec)
+    return folder
+
+
+def load_model(folder: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild a model saved by `save_model`; returns (model, spec)."""
+    folder = Path(folder)
+    if not (folder / "model.json").is_file():
+        raise InputError(f"{folder} holds no model.json: train one with `tenfold relife train --out {folder}`")
+    spec = read_json(folder / "model.json")
+    try:
+        model = build_model(spec["name"], spec["meta"], spec["list_len"], spec["history_lists"], dim=spec["dim"],
+                            contrastive=spec.get("contrastive", "user"), cl_weight=spec.get("cl_weight", 0.1))
+    except KeyError as err:
+        raise SchemaError(f"{folder / 'model.json'} lacks {err}: retrain the model") from err
+    if (folder / "model.safetensors").is_file():
+        model.load_state_dict(load_tensors(folder / "model.safetensors"))
+    return model, spec
+
+
+def check_compatible(spec: dict, data: ListData) -> None:
+    """Reject lists whose shape or vocabulary differs from what the model was trained on."""
+    L, H = data.mask.shape[1], data.hist_mask.shape[1]
+    if (L, H) != (spec["list_len"], spec["history_lists"]):
+        raise InputError(f"the lists have list_len={L}, history_lists={H} but the model was trained with "
+                         f"list_len={spec['list_len']}, history_lists={spec['history_lists']}: rebuild the lists to match")
+    if data.items.max(initial=0) >= spec["meta"]["n_items"] or data.cats.max(initial=0) >= spec["meta"]["n_cats"]:
+        raise InputError("the lists use item or genre ids beyond the model's vocabulary: evaluate on lists built "
+                         "together with the model's training lists (same build-lists/simulate call)")
