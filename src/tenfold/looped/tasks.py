@@ -1,0 +1,120 @@
+"""In-context linear vector generation: prompts (x_i, y_i = W x_i + noise), i = 1..n, and a query x_q.
+
+x_i ~ N(0, Sigma) with Sigma's eigenvalues spaced geometrically in [1/kappa, 1] (so its condition number
+is exactly kappa and its largest eigenvalue is 1), W has i.i.d. N(0, 1/d) entries, one W per prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tenfold.core.errors import InputError, check
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One family of prompts. d: input dimension, m: output dimension, n: examples per prompt."""
+
+    d: int = 5
+    m: int = 1
+    n: int = 20
+    noise: float = 0.0
+    kappa: float = 1.0
+    cov_seed: int = 0  # the covariance is part of the task: fixed across prompts, drawn from this seed
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.n, int) and self.n >= 1, f"n (examples per prompt) must be an integer >= 1, got {self.n!r}")
+        check(isinstance(self.d, int) and self.d >= 1, f"d must be an integer >= 1, got {self.d!r}")
+        check(isinstance(self.m, int) and self.m >= 1, f"m (output dimension) must be an integer >= 1, got {self.m!r}")
+        check(math.isfinite(self.kappa) and self.kappa >= 1, f"kappa (condition number) must be >= 1, got {self.kappa!r}")
+        check(math.isfinite(self.noise) and self.noise >= 0, f"noise must be a finite number >= 0, got {self.noise!r}")
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """A batch of prompts. X: (B, n, d), Y: (B, n, m), xq: (B, d); yq: (B, m) noiseless query target and
+    W: (B, m, d) true weights, when known (generated prompts)."""
+
+    X: torch.Tensor
+    Y: torch.Tensor
+    xq: torch.Tensor
+    yq: torch.Tensor | None = None
+    W: torch.Tensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(batch, n, d, m)."""
+        return (self.X.shape[0], self.X.shape[1], self.X.shape[2], self.Y.shape[2])
+
+    def to(self, dtype: torch.dtype) -> Prompts:
+        yq = None if self.yq is None else self.yq.to(dtype)
+        W = None if self.W is None else self.W.to(dtype)
+        return Prompts(self.X.to(dtype), self.Y.to(dtype), self.xq.to(dtype), yq, W)
+
+
+def covariance(d: int, kappa: float, generator: torch.Generator) -> torch.Tensor:
+    """Sigma = U diag(lambda) U^T, lambda geometric from 1 down to 1/kappa, U Haar-random. (d, d) float64."""
+    lam = torch.logspace(0.0, -math.log10(kappa), d, dtype=torch.float64) if d > 1 else torch.ones(1, dtype=torch.float64)
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
+    return (U * lam) @ U.T
+
+
+def task_covariance(cfg: TaskConfig) -> torch.Tensor:
+    """The task's fixed input covariance Sigma (d, d), float64."""
+    return covariance(cfg.d, cfg.kappa, torch.Generator().manual_seed(cfg.cov_seed))
+
+
+def sample_prompts(batch: int, cfg: TaskConfig, seed: int, dtype: torch.dtype = torch.float64) -> Prompts:
+    """Draw `batch` prompts of `cfg`, deterministic in `seed` (the covariance comes from `cfg.cov_seed`)."""
+    check(batch >= 1, f"batch must be >= 1, got {batch}")
+    L = torch.linalg.cholesky(task_covariance(cfg))
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(batch, cfg.n + 1, cfg.d, generator=g, dtype=torch.float64) @ L.T
+    W = torch.randn(batch, cfg.m, cfg.d, generator=g, dtype=torch.float64) / math.sqrt(cfg.d)
+    clean = X @ W.transpose(1, 2)  # (B, n+1, m)
+    noisy = clean + cfg.noise * torch.randn(clean.shape, generator=g, dtype=torch.float64)
+    return Prompts(X[:, :-1], noisy[:, :-1], X[:, -1], clean[:, -1], W).to(dtype)
+
+
+def embed(p: Prompts) -> torch.Tensor:
+    """Z_0 = [[x_1 .. x_n, x_q], [y_1 .. y_n, 0]]: (B, d + m, n + 1), one column per token."""
+    top = torch.cat([p.X, p.xq[:, None, :]], dim=1)
+    bottom = torch.cat([p.Y, torch.zeros_like(p.Y[:, :1])], dim=1)
+    return torch.cat([top, bottom], dim=2).transpose(1, 2)
+
+
+def validate_prompts(p: Prompts, d: int | None = None, m: int | None = None, source: str = "prompts") -> Prompts:
+    """Boundary check for user prompts: shapes agree, n >= 1, every value finite, d/m match the model."""
+    check(p.X.ndim == 3 and p.Y.ndim == 3 and p.xq.ndim == 2,
+          f"{source}: X must be (batch, n, d), Y (batch, n, m), xq (batch, d); got {tuple(p.X.shape)}, {tuple(p.Y.shape)}, {tuple(p.xq.shape)}")
+    B, n, dx, my = p.shape
+    check(n >= 1, f"{source}: n (examples per prompt) must be >= 1, got {n}")
+    check(p.Y.shape[:2] == (B, n), f"{source}: Y has shape {tuple(p.Y.shape)} but X has {tuple(p.X.shape)}: batch and n must agree")
+    check(p.xq.shape == (B, dx), f"{source}: xq has shape {tuple(p.xq.shape)}, expected ({B}, {dx})")
+    if d is not None:
+        check(dx == d, f"{source}: prompts have d={dx} but the weights expect d={d}: use weights built for d={dx}")
+    if m is not None:
+        check(my == m, f"{source}: prompts have m={my} outputs but the weights expect m={m}")
+    tensors = [("X", p.X), ("Y", p.Y), ("xq", p.xq)] + ([("yq", p.yq)] if p.yq is not None else [])
+    for name, t in tensors:
+        check(bool(torch.isfinite(t).all()), f"{source}: {name} contains NaN or inf values: clean the data first")
+    return p
+
+
+def load_prompts(path: str | Path) -> Prompts:
+    """Load user prompts from an .npz with arrays X (B,n,d), Y (B,n,m), xq (B,d) and optional yq (B,m)."""
+    path = Path(path)
+    check(path.is_file(), f"prompt file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: torch.from_numpy(np.asarray(f[k], dtype=np.float64)) for k in f.files}
+    except (ValueError, OSError) as err:
+        raise InputError(f"{path}: not a readable .npz of arrays X, Y, xq ({err})") from err
+    missing = {"X", "Y", "xq"} - arrays.keys()
+    check(not missing, f"{path}: missing arrays {sorted(missing)}; expected X (B,n,d), Y (B,n,m), xq (B,d)")
+    return validate_prompts(Prompts(arrays["X"], arrays["Y"], arrays["xq"], arrays.get("yq")), source=str(path))
