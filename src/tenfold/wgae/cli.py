@@ -1,0 +1,179 @@
+"""`tenfold wgae ...`: sample, fit, evaluate and inspect relational topic models of document networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tenfold.core.commands import add_standard_commands
+from tenfold.core.errors import InputError
+
+app = typer.Typer(help="GPGBN relational topic model + Weibull graph auto-encoders (WGCAE/WGAAE) for document "
+                       "networks (arXiv 2410.09696).", no_args_is_help=True)
+add_standard_commands(app, "wgae")
+
+DATA_HELP = "A network .npz (from `tenfold wgae sample`) or, with --planetoid NAME, a folder of Planetoid ind.NAME.* files."
+
+
+def _topics(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise InputError(f"--topics must be comma-separated layer sizes like 16,4, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise InputError(f"--topics must be positive layer sizes, got {text!r}")
+    return out
+
+
+def _load(data: Path, planetoid: str | None):
+    from tenfold.data.planetoid import load_network, load_planetoid
+
+    return load_planetoid(data, planetoid) if planetoid else load_network(data)
+
+
+@app.command("sample")
+def sample_cmd(
+    out: Path = typer.Option(..., help="Where to write the network .npz."),
+    nodes: int = typer.Option(800, help="Documents (nodes)."),
+    words: int = typer.Option(400, help="Vocabulary size."),
+    topics: str = typer.Option("16,4", help="Topics per layer, bottom first."),
+    doc_length: float = typer.Option(60.0, help="Mean words per document."),
+    degree: float = typer.Option(8.0, help="Expected mean degree."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """Draw a document network from the GPGBN generative model (known topics; synthetic)."""
+    from tenfold.data.planetoid import save_network
+    from tenfold.wgae.gpgbn import sample
+
+    net = sample(nodes, words, _topics(topics), doc_length, degree, seed=seed)
+    save_network(net, out)
+    typer.echo(f"{out}: {net.n_nodes} documents, {net.n_words} words, {net.n_edges} links; {net.report}")
+
+
+@app.command("fit")
+def fit_cmd(
+    data: Path = typer.Argument(..., help=DATA_HELP),
+    out: Path = typer.Option(..., help="Folder for the fitted model (safetensors + config.json)."),
+    planetoid: str = typer.Option(None, help="cora, citeseer or pubmed: read Planetoid raw files from DATA."),
+    model: str = typer.Option("wgcae", help="wgcae, wgaae or gibbs."),
+    topics: str = typer.Option("16,4", help="Topics per layer, bottom first."),
+    epochs: int = typer.Option(60, help="WGAE epochs (Phi updates) or Gibbs iterations."),
+    decoder: str = typer.Option("dense", help="WGAE link decoder: dense, subgraph or exact."),
+    kl_weight: float = typer.Option(1.0, help="Weight of the theta KL (0 = released code)."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """Fit a model on all links of a network and save its topics and node factors."""
+    import torch
+
+    from tenfold.core.io import atomic_write_json, save_tensors
+
+    net = _load(data, planetoid)
+    k = _topics(topics)
+    out.mkdir(parents=True, exist_ok=True)
+    if model == "gibbs":
+        from tenfold.wgae.gpgbn import GibbsConfig, gibbs
+
+        fit = gibbs(net, GibbsConfig(topics=k, iterations=epochs, burn_in=epochs // 2), seed)
+        phi, theta, u = fit.phi, fit.theta, fit.u
+    elif model in ("wgcae", "wgaae"):
+        from tenfold.wgae.model import GraphTensors, WGAEConfig, train_wgae
+
+        cfg = WGAEConfig(encoder="gcn" if model == "wgcae" else "gat", topics=k, epochs=epochs, decoder=decoder,
+                         kl_weight=kl_weight)
+        fitted = train_wgae(net, cfg, seed)
+        g = GraphTensors.from_network(net)
+        theta = [t.numpy() for t in fitted.model.embed(g.x, g.edge_index)]
+        phi = [p.numpy() for p in fitted.model.phi]
+        u = [x.detach().numpy() for x in fitted.model.u()]
+        save_tensors(out / "encoder.safetensors", {k_: v.contiguous() for k_, v in fitted.model.state_dict().items()})
+    else:
+        raise InputError(f"--model must be wgcae, wgaae or gibbs, got {model!r}")
+    tensors = {}
+    for t in range(len(k)):
+        tensors[f"phi{t}"] = torch.as_tensor(phi[t], dtype=torch.float32).contiguous()
+        tensors[f"theta{t}"] = torch.as_tensor(theta[t], dtype=torch.float32).contiguous()
+        tensors[f"u{t}"] = torch.as_tensor(u[t], dtype=torch.float32).contiguous()
+    save_tensors(out / "topics.safetensors", tensors)
+    atomic_write_json(out / "config.json", {"model": model, "topics": list(k), "data": str(data), "planetoid": planetoid,
+                                            "epochs": epochs, "decoder": decoder, "kl_weight": kl_weight, "seed": seed,
+                                            "nodes": net.n_nodes, "words": net.n_words, "links": net.n_edges})
+    typer.echo(f"saved {model} to {out} ({net.n_nodes} nodes, {net.n_edges} links)")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    data: Path = typer.Argument(..., help=DATA_HELP),
+    planetoid: str = typer.Option(None, help="cora, citeseer or pubmed: read Planetoid raw files from DATA."),
+    models: str = typer.Option("vgae,wgcae", help="Comma-separated: gae, vgae, argva, gpgbn-gibbs, wgcae, wgaae."),
+    topics: str = typer.Option("16,4", help="Topics per layer for the topic models."),
+    epochs: int = typer.Option(60, help="WGAE epochs; autoencoders get 200, Gibbs 4x this many iterations."),
+    seed: int = typer.Option(0, help="Seed for the split and the models."),
+    out: Path = typer.Option(None, help="Optional JSON file for the metrics."),
+) -> None:
+    """85/5/10 link split, fit on train (select on validation), report test AUC/AP and clustering ACC/NMI."""
+    from dataclasses import replace
+
+    from tenfold.core.io import atomic_write_json
+    from tenfold.wgae.baselines import fit_autoencoder, fit_gibbs
+    from tenfold.wgae.evaluate import auc_ap, clustering_scores, split_links
+    from tenfold.wgae.gpgbn import GibbsConfig
+    from tenfold.wgae.model import WGAEConfig, fit_wgae
+
+    net = _load(data, planetoid)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    known = ("gae", "vgae", "argva", "gpgbn-gibbs", "wgcae", "wgaae")
+    bad = [m for m in names if m not in known]
+    if bad or not names:
+        raise InputError(f"unknown model(s) {bad}; choose from {', '.join(known)}")
+    split = split_links(net, 0.05, 0.10, seed)
+    k = _topics(topics)
+    cfg = WGAEConfig(topics=k, epochs=epochs)
+    report = {}
+    for name in names:
+        if name in ("gae", "vgae", "argva"):
+            m = fit_autoencoder(name, net, split, seed)
+        elif name == "gpgbn-gibbs":
+            m = fit_gibbs(net, split, GibbsConfig(topics=k, iterations=4 * epochs, burn_in=2 * epochs), seed)
+        else:
+            m = fit_wgae(net, split, replace(cfg, encoder="gcn" if name == "wgcae" else "gat"), seed)
+        auc, ap = auc_ap(m.score(split.test_pos), m.score(split.test_neg))
+        row = {"auc": auc, "ap": ap}
+        if net.labels is not None:
+            row["acc"], row["nmi"] = clustering_scores(m.embedding, net.labels, seed)
+        report[name] = row
+        typer.echo(f"{name:12s} " + "  ".join(f"{key}={v:.4f}" for key, v in row.items()))
+    if out is not None:
+        atomic_write_json(out, report)
+
+
+@app.command("topics")
+def topics_cmd(
+    model_dir: Path = typer.Argument(..., help="Folder written by `tenfold wgae fit`."),
+    vocab: Path = typer.Option(None, help="Optional text file with one word per line (else word ids)."),
+    top: int = typer.Option(10, help="Words per topic."),
+) -> None:
+    """Print the top words of each topic per layer (upper layers projected down through Phi)."""
+    import numpy as np
+
+    from tenfold.core.io import load_tensors
+
+    path = model_dir / "topics.safetensors"
+    if not path.is_file():
+        raise InputError(f"{path} does not exist: run `tenfold wgae fit ... --out {model_dir}` first")
+    tensors = load_tensors(path)
+    phis = [tensors[f"phi{t}"].double().numpy() for t in range(sum(1 for k in tensors if k.startswith("phi")))]
+    words = None
+    if vocab is not None:
+        if not vocab.is_file():
+            raise InputError(f"vocabulary file {vocab} does not exist")
+        words = vocab.read_text(encoding="utf-8").splitlines()
+        if len(words) < phis[0].shape[0]:
+            raise InputError(f"{vocab} has {len(words)} words but the model has {phis[0].shape[0]}")
+    proj = np.eye(phis[0].shape[0])
+    for t, phi in enumerate(phis):
+        proj = proj @ phi  # words x K_t
+        typer.echo(f"layer {t + 1} ({phi.shape[1]} topics)")
+        for k in range(proj.shape[1]):
+            idx = np.argsort(-proj[:, k])[:top]
+            typer.echo(f"  topic {k:3d}: " + " ".join(words[i] if words else str(i) for i in idx))
