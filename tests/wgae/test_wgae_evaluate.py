@@ -1,0 +1,47 @@
+"""The link split has no leakage; clustering accuracy uses the best matching; topic match is a cosine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tenfold.core.errors import InputError
+from tenfold.wgae.evaluate import cluster_accuracy, split_links, topic_match
+
+
+def _keys(a, n):
+    return set((a[0] * n + a[1]).tolist())
+
+
+def test_link_split_has_no_leakage_and_the_requested_sizes(small_net):
+    net, n = small_net, small_net.n_nodes
+    s = split_links(net, 0.05, 0.10, seed=1)
+    e = net.n_edges
+    assert s.test_pos.shape[1] == int(e * 0.10) and s.val_pos.shape[1] == int(e * 0.05)
+    train, val, test = _keys(s.train, n), _keys(s.val_pos, n), _keys(s.test_pos, n)
+    assert not (train & test) and not (train & val) and not (val & test)
+    assert len(train) + len(val) + len(test) == e
+    allpos = _keys(net.edges, n)
+    vneg, tneg = _keys(s.val_neg, n), _keys(s.test_neg, n)
+    assert not (vneg & allpos) and not (tneg & allpos) and not (vneg & tneg)
+    assert len(tneg) == s.test_neg.shape[1] == s.test_pos.shape[1]
+    for a in (s.val_neg, s.test_neg):
+        assert (a[0] < a[1]).all()
+
+
+def test_link_split_rejects_bad_fractions(small_net):
+    with pytest.raises(InputError, match="fractions"):
+        split_links(small_net, 0.5, 0.6)
+
+
+def test_cluster_accuracy_is_invariant_to_relabelling():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    assert cluster_accuracy(labels, np.array([2, 2, 0, 0, 1, 1])) == 1.0
+    assert cluster_accuracy(labels, np.array([1, 1, 1, 0, 2, 2])) == pytest.approx(5 / 6)
+
+
+def test_topic_match_is_one_for_permuted_topics_and_lower_otherwise():
+    rng = np.random.default_rng(0)
+    phi = rng.dirichlet(np.ones(20) * 0.1, 4).T
+    assert topic_match(phi[:, [2, 0, 3, 1]], phi) == pytest.approx(1.0)
+    assert topic_match(rng.dirichlet(np.ones(20) * 0.1, 4).T, phi) < 0.9
