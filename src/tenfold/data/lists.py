@@ -123,7 +123,7 @@ class SimulatorConfig:
     lists_per_user: int = 8
     pool_factor: int = 2  # candidates drawn by popularity before the initial ranker picks list_len
     ranker_noise: float = 1.0  # std of Gaussian noise added to initial-ranker scores
-    truth_sharpness: float = 2.0  # r = sigmoid(sharpness * ground-truth MF logit)
+    truth_sharpness: float = 0.3  # r = sigmoid(sharpness * MF logit); the ML-100K MF logit has std ~5, so r spreads over (0, 1)
     click: ClickModel = field(default_factory=ClickModel)
     seed: int = 0
 

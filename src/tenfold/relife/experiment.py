@@ -143,7 +143,7 @@ def reproduce(profile: str, seed: int, out: Path, models: tuple[str, ...] | None
                             "contrastive": "user (reading a)", "cl_weight": 0.1, "cl_temperature": 0.2,
                             "eval_intent_seed": seed + 1, "data": info,
                             "initial_ranker": "matrix factorisation on each user's earliest 30% of lists",
-                            "ground_truth": "matrix factorisation on all ML-100K ratings, frozen; r = sigmoid(2 * logit)"})
+                            "ground_truth": f"matrix factorisation on all ML-100K ratings, frozen; r = sigmoid({sim_cfg.truth_sharpness} * logit)"})
     _claims(result, metrics, models)
     result.notes += [
         "RELIFE's module equations are a reconstruction (the paper's full text was not readable offline); see docs/relife.md.",
