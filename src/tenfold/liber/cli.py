@@ -132,9 +132,9 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
     from tenfold.liber.training import evaluate, fit
 
     cfg = replace(LiberConfig(), rule=rule, epochs=epochs, encoder=encoder)
+    gen = _generator(llm, llm_url, llm_model, cache, llm_timeout, llm_concurrency)
     ds, synthetic = load_data(data, seed)
     ctr = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions)
-    gen = _generator(llm, llm_url, llm_model, cache, llm_timeout, llm_concurrency)
     tables = text_tables(ctr, gen, cfg, (variant,), seed)[variant]
     model = build_model(model_kind(variant), backbone, ctr, cfg, d_text_of(tables, cfg.text_dim), seed)
     history = fit(model, ctr, tables, cfg.epochs, cfg.batch_size, cfg.lr, seed, desc=f"{backbone}+{variant}")

@@ -33,6 +33,7 @@ PROFILES = {
     "quick": LiberConfig(epochs=4),
     "full": LiberConfig(epochs=20, batch_size=256, lr=1e-3),
 }
+QUICK_MODELS = ("din", "din+liber", "din+kar", "din+liber-nocascade", "dcnv2", "dcnv2+liber")
 MODELS = {  # name -> (backbone, variant)
     "din": ("din", "base"), "din+liber": ("din", "liber"), "din+kar": ("din", "kar"),
     "din+liber-nocascade": ("din", "liber-nocascade"),
@@ -42,8 +43,9 @@ MODELS = {  # name -> (backbone, variant)
 
 
 def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/liber"), data: str = "auto",
-              cfg: LiberConfig | None = None, models: tuple[str, ...] = tuple(MODELS)) -> Result:
+              cfg: LiberConfig | None = None, models: tuple[str, ...] | None = None) -> Result:
     cfg = cfg or PROFILES[profile]
+    models = models or (QUICK_MODELS if profile == "quick" else tuple(MODELS))
     out = Path(out)
     ds, synthetic = load_data(data, seed)
     data_ = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions)

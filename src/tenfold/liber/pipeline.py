@@ -47,11 +47,15 @@ class LiberConfig:
 
 
 def load_data(spec: str = "ml-100k", seed: int = 0, synthetic_users: int = 120) -> tuple[AtomicDataset, bool]:
-    """'ml-100k' (installed recbole), 'synthetic', 'auto' (ml-100k if installed, else synthetic) or a folder."""
+    """'ml-100k' (installed recbole), 'synthetic' or 'synthetic:N' (N users), 'auto' (ml-100k if installed,
+    else synthetic) or a folder of atomic files."""
     if spec == "auto":
         spec = "ml-100k" if recbole_ml100k_dir() is not None else "synthetic"
-    if spec == "synthetic":
-        return synthetic_lifelong(n_users=synthetic_users, seed=seed), True
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        n = spec.partition(":")[2]
+        if n and not n.isdigit():
+            raise InputError(f"--data synthetic:N needs a whole number of users, got {spec!r}")
+        return synthetic_lifelong(n_users=int(n) if n else synthetic_users, seed=seed), True
     return load_atomic(spec), False
 
 
