@@ -61,6 +61,7 @@ def fit_cmd(
     epochs: int = typer.Option(60, help="WGAE epochs (Phi updates) or Gibbs iterations."),
     decoder: str = typer.Option("dense", help="WGAE link decoder: dense, subgraph or exact."),
     kl_weight: float = typer.Option(1.0, help="Weight of the theta KL (0 = released code)."),
+    device: str = typer.Option("cpu", help="WGAE device: cpu, cuda, cuda:N or mps."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
     """Fit a model on all links of a network and save its topics and node factors."""
@@ -81,7 +82,8 @@ def fit_cmd(
 
         cfg = WGAEConfig(encoder="gcn" if model == "wgcae" else "gat", topics=k, epochs=epochs, decoder=decoder,
                          kl_weight=kl_weight)
-        fitted = train_wgae(net, cfg, seed)
+        fitted = train_wgae(net, cfg, seed, device=device)
+        fitted.model.cpu()
         g = GraphTensors.from_network(net)
         theta = [t.numpy() for t in fitted.model.embed(g.x, g.edge_index)]
         phi = [p.numpy() for p in fitted.model.phi]

@@ -143,7 +143,7 @@ class WGAE(nn.Module):
 
     def attention_kl(self) -> torch.Tensor:
         if self.config.encoder != "gat":
-            return torch.zeros(())
+            return torch.zeros((), device=self.phi0.device)
         return sum(conv.kl for conv in self.convs)
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> list[torch.Tensor]:
@@ -207,12 +207,12 @@ def _weights(pairs: float, pos: float) -> tuple[float, float]:
 
 def degree_subgraph(edges: torch.Tensor, n: int, size: int, alpha: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample `size` nodes without replacement, p(i) ~ degree_i^alpha (FastGAE); return (nodes, induced edges renumbered)."""
-    deg = torch.bincount(edges.reshape(-1), minlength=n).double()
+    deg = torch.bincount(edges.reshape(-1).cpu(), minlength=n).double()
     p = deg.pow(alpha) + 1e-12 * (deg.pow(alpha).sum() + 1.0)  # isolated nodes keep a tiny chance
     size = min(size, n)
-    nodes = torch.multinomial(p, size, replacement=False, generator=generator)
-    index = torch.full((n,), -1, dtype=torch.long)
-    index[nodes] = torch.arange(size)
+    nodes = torch.multinomial(p, size, replacement=False, generator=generator).to(edges.device)
+    index = torch.full((n,), -1, dtype=torch.long, device=edges.device)
+    index[nodes] = torch.arange(size, device=edges.device)
     a, b = index[edges[0]], index[edges[1]]
     keep = (a >= 0) & (b >= 0)
     return nodes, torch.stack([a[keep], b[keep]])
@@ -237,6 +237,10 @@ class GraphTensors:
                    torch.as_tensor(net.rows), torch.as_tensor(net.cols), torch.as_tensor(net.vals, dtype=torch.float32),
                    net.n_nodes)
 
+    def to(self, device: torch.device) -> GraphTensors:
+        return GraphTensors(*(getattr(self, f).to(device) for f in ("x", "edge_index", "edges", "rows", "cols", "vals")),
+                            self.n)
+
 
 def elbo_terms(model: WGAE, g: GraphTensors, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """L_X, L_A (per the decoder choice), sum_t KL_t and the attention KL for one step."""
@@ -254,7 +258,7 @@ def elbo_terms(model: WGAE, g: GraphTensors, generator: torch.Generator) -> dict
         links = link_loglik_dense(model.z(theta), g.edges)
     else:
         links = link_loglik_exact(model.z(theta), g.edges)
-    kl = torch.zeros(())
+    kl = torch.zeros((), device=g.x.device)
     for t, (k, lam) in enumerate(params):  # prior Gam(Phi^(t+1) theta^(t+1), 1); top layer Gam(1, 1)
         alpha = (theta[t + 1] @ model.phi[t + 1].T).clamp_min(1e-10) if t + 1 < len(params) else torch.ones_like(k)
         kl = kl + kl_weibull_gamma(k, lam, alpha, 1.0).sum()
@@ -270,9 +274,9 @@ def tlasgr_update(model: WGAE, theta: list[torch.Tensor], g: GraphTensors, rng: 
     step = model.phi_step
     eps = ((20.0 + step) / 21.0) ** -0.7  # eps_1 = 1
     forget = step**-0.9
-    th = [t.double().numpy() for t in theta]
-    phis = [p.double().numpy() for p in model.phi]
-    rows, cols, vals = g.rows.numpy(), g.cols.numpy(), np.rint(g.vals.double().numpy())
+    th = [t.double().cpu().numpy() for t in theta]
+    phis = [p.double().cpu().numpy() for p in model.phi]
+    rows, cols, vals = g.rows.cpu().numpy(), g.cols.cpu().numpy(), np.rint(g.vals.double().cpu().numpy())
     keep = vals > 0
     xk = multinomial_split(vals[keep], phis[0][cols[keep]] * th[0][rows[keep]], rng)
     counts_v = [segment_sum(cols[keep], xk, phis[0].shape[0])]
@@ -285,7 +289,7 @@ def tlasgr_update(model: WGAE, theta: list[torch.Tensor], g: GraphTensors, rng: 
         node_counts = segment_sum(jj, split, g.n)
     for t, (phi, cnt) in enumerate(zip(phis, counts_v, strict=True)):
         total = ratio * cnt.sum(0)
-        pre = getattr(model, f"phi_precond{t}").double().numpy()
+        pre = getattr(model, f"phi_precond{t}").double().cpu().numpy()
         pre = total if step == 1 else (1 - forget) * pre + forget * total
         pre = np.maximum(pre, 1e-10)
         grad = (ratio * cnt + cfg.eta) - (total + cfg.eta * phi.shape[0]) * phi
@@ -303,16 +307,17 @@ class WGAEFit:
     best_epoch: int = -1
 
 
-def train_wgae(net, config: WGAEConfig = WGAEConfig(), seed: int = 0, validate=None) -> WGAEFit:
+def train_wgae(net, config: WGAEConfig = WGAEConfig(), seed: int = 0, validate=None, device: str | None = None) -> WGAEFit:
     """Fit WGAE on `net` (its links are the training graph). `validate(model, g) -> float` (higher is better)
-    picks the epoch whose state is kept; without it the last epoch is kept."""
+    picks the epoch whose state is kept; without it the last epoch is kept. `device` defaults to cpu."""
     from tenfold.core.progress import progress
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    g = GraphTensors.from_network(net)
-    model = WGAE(net.n_words, config, seed)
+    dev = torch.device(device or "cpu")
+    g = GraphTensors.from_network(net).to(dev)
+    model = WGAE(net.n_words, config, seed).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     fit, best = WGAEFit(model), (-math.inf, None)
     for epoch in progress(range(config.epochs), desc=f"wgae-{config.encoder}"):
@@ -342,7 +347,7 @@ def train_wgae(net, config: WGAEConfig = WGAEConfig(), seed: int = 0, validate=N
     return fit
 
 
-def fit_wgae(net, split, config: WGAEConfig = WGAEConfig(), seed: int = 0):
+def fit_wgae(net, split, config: WGAEConfig = WGAEConfig(), seed: int = 0, device: str | None = None):
     """WGAE on the training links of `split`, epoch chosen on validation AUC; returns a LinkModel."""
     from tenfold.wgae.evaluate import LinkModel, auc_ap
 
@@ -351,11 +356,12 @@ def fit_wgae(net, split, config: WGAEConfig = WGAEConfig(), seed: int = 0):
     def validate(model: WGAE, g: GraphTensors) -> float:
         theta = model.embed(g.x, g.edge_index)
         with torch.no_grad():
-            pos = model.link_rate(theta, *val_pos).numpy()
-            neg = model.link_rate(theta, *val_neg).numpy()
+            pos = model.link_rate(theta, *val_pos.to(g.x.device)).cpu().numpy()
+            neg = model.link_rate(theta, *val_neg.to(g.x.device)).cpu().numpy()
         return auc_ap(pos, neg)[0]
 
-    fit = train_wgae(net.with_edges(split.train), config, seed, validate)
+    fit = train_wgae(net.with_edges(split.train), config, seed, validate, device)
+    fit.model.cpu()
     g = GraphTensors.from_network(net.with_edges(split.train))
     theta = fit.model.embed(g.x, g.edge_index)
 
