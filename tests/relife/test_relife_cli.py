@@ -49,5 +49,5 @@ def test_reproduce_tiny_profile_writes_all_models_and_claims(tmp_path):
     assert set(result.metrics["logged"]) == set(MODELS)
     assert set(result.metrics["simulated"]) == {"beta=0.0", "beta=0.5"}
     assert "expected_clicks" in result.metrics["simulated"]["beta=0.5"]["relife"]
-    assert len(result.claims) == 13 and (tmp_path / "relife_ndcg5.png").is_file()
+    assert len(result.claims) == 17 and (tmp_path / "relife_ndcg5.png").is_file()
     assert result.config["simulator"]["click"]["eta"] == 1.0

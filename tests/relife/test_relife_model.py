@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tenfold.core.errors import InputError
-from tenfold.relife.baselines import DLCM, PRM, BaselineConfig, SetRank
+from tenfold.relife.baselines import DLCM, PRM, BaselineConfig, MIRLite, SetRank
 from tenfold.relife.model import (
     ComparisonAwarePatternExtractor,
     DisentangledInterestMiner,
@@ -50,7 +50,7 @@ def relife(**kw) -> Relife:
 def baselines():
     torch.manual_seed(0)
     cfg = BaselineConfig(NI, NC, L, dim=8, heads=2)
-    return [DLCM(cfg).eval(), PRM(cfg).eval(), SetRank(cfg).eval()]
+    return [DLCM(cfg).eval(), PRM(cfg).eval(), SetRank(cfg).eval(), MIRLite(cfg).eval()]
 
 
 def test_masks_make_padded_positions_irrelevant():

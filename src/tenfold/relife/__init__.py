@@ -6,7 +6,7 @@ baselines, the metrics and the experiment.
 
 from __future__ import annotations
 
-from tenfold.relife.baselines import DLCM, PRM, BaselineConfig, InitialRanker, SetRank
+from tenfold.relife.baselines import DLCM, PRM, BaselineConfig, InitialRanker, MIRLite, SetRank
 from tenfold.relife.metrics import evaluate_rerank, map_at_k, ndcg_at_k, rerank_order, utility_at_k
 from tenfold.relife.model import (
     ComparisonAwarePatternExtractor,
@@ -19,7 +19,7 @@ from tenfold.relife.model import (
 from tenfold.relife.train import MODELS, TrainConfig, build_model, fit, predict
 
 __all__ = [
-    "DLCM", "PRM", "BaselineConfig", "InitialRanker", "SetRank",
+    "DLCM", "PRM", "BaselineConfig", "InitialRanker", "MIRLite", "SetRank",
     "evaluate_rerank", "map_at_k", "ndcg_at_k", "rerank_order", "utility_at_k",
     "ComparisonAwarePatternExtractor", "DisentangledInterestMiner", "Relife", "RelifeConfig",
     "SequentialPreferenceMixer", "info_nce",

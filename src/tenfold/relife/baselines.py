@@ -6,9 +6,12 @@
 * `PRM` (Pei et al., RecSys'19): transformer blocks over the list with position embeddings.
 * `SetRank` (Pang et al., SIGIR'20): stacked self-attention without positions, so its scores are
   permutation-equivariant.
+* `MIRLite`: a simplified MIR-style (Xi et al., SIGIR'22) history re-ranker that reads only the
+  *clicked* history items (item-level positive feedback, what RELIFE argues is not enough): a
+  PRM block over the candidates, then each candidate attends over the user's clicked items. It is
+  not the full MIR (no set-to-list interaction module, no SLAttention).
 
-None of them reads the history: that is RELIFE's contribution. A MIR-style history baseline is
-not implemented yet.
+Only `MIRLite` reads the history; RELIFE reads clicked and unclicked items with their lists.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tenfold.relife.model import AttentionBlock, ListEmbedding, masked_bce
+from tenfold.relife.model import Attention, AttentionBlock, ListEmbedding, masked_bce
 
 
 @dataclass(frozen=True)
@@ -108,4 +111,25 @@ class SetRank(nn.Module):
         return masked_bce(self(batch), batch["labels"], batch["mask"])
 
 
-BASELINES = {"initial": InitialRanker, "dlcm": DLCM, "prm": PRM, "setrank": SetRank}
+class MIRLite(nn.Module):
+    def __init__(self, config: BaselineConfig):
+        super().__init__()
+        d = config.dim
+        self.embed = ListEmbedding(config.n_items, config.n_cats, d)
+        self.position = nn.Embedding(config.list_len, d)
+        self.block = AttentionBlock(d, config.heads)
+        self.history = Attention(d, config.heads)
+        self.out = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        x = self.embed.candidates(batch)
+        x = self.block(x + self.position.weight[: x.shape[1]], batch["mask"])
+        hist = self.embed.items(batch["hist_items"], batch["hist_cats"]).flatten(1, 2)
+        clicked = (batch["hist_mask"] & (batch["hist_labels"] > 0.5)).flatten(1, 2)
+        return self.out(torch.cat([x, self.history(x, hist, clicked)], -1)).squeeze(-1)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        return masked_bce(self(batch), batch["labels"], batch["mask"])
+
+
+BASELINES = {"initial": InitialRanker, "dlcm": DLCM, "prm": PRM, "setrank": SetRank, "mir": MIRLite}

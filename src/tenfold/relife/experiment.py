@@ -16,7 +16,7 @@ TITLE = "Beyond Positive History: Re-ranking with List-level Hybrid Feedback"
 ARXIV = "2410.20778"
 PAPER = {"title": TITLE, "arxiv": ARXIV}
 BETAS = (0.0, 0.5)
-BASELINE_NAMES = ("prm", "dlcm", "setrank")
+BASELINE_NAMES = {"prm": "PRM", "dlcm": "DLCM", "setrank": "SetRank", "mir": "MIR-lite"}
 
 
 @dataclass(frozen=True)
@@ -168,12 +168,12 @@ def _claims(result: Result, metrics: dict, models: tuple[str, ...]) -> None:
         return
     for regime, table in regimes.items():
         for metric in ("ndcg@5", "map@5"):
-            for base in BASELINE_NAMES:
+            for base, label in BASELINE_NAMES.items():
                 if base in table:
                     where = "in the simulator with beta = 0.5" if regime.startswith("sim") else "on logged labels"
                     result.claim(f"{regime}_{metric.replace('@', '')}_beats_{base}",
-                                 f"RELIFE's {metric.upper()} is above {base.upper()}'s {where}",
-                                 table["relife"][metric], table[base][metric], base.upper(), better="higher")
+                                 f"RELIFE's {metric.upper()} is above {label}'s {where}",
+                                 table["relife"][metric], table[base][metric], label, better="higher")
     if "relife-no-cpe" in models:
         gain = {b: metrics["simulated"][f"beta={b}"]["relife"]["ndcg@5"] - metrics["simulated"][f"beta={b}"]["relife-no-cpe"]["ndcg@5"]
                 for b in BETAS}

@@ -16,7 +16,7 @@ from tenfold.data.lists import ListData
 from tenfold.relife.baselines import BASELINES, BaselineConfig
 from tenfold.relife.model import Relife, RelifeConfig
 
-MODELS = ("initial", "dlcm", "prm", "setrank", "relife", "relife-no-cpe", "relife-no-dim", "relife-no-cl")
+MODELS = ("initial", "dlcm", "prm", "setrank", "mir", "relife", "relife-no-cpe", "relife-no-dim", "relife-no-cl")
 
 
 @dataclass(frozen=True)
