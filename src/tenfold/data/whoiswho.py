@@ -250,8 +250,8 @@ class GeneratorConfig:
     outlier_rate: tuple[float, float] = (0.10, 0.15)  # typical per-author outlier share
     zero_outlier_share: float = 0.06  # authors with no outliers (weight 0 in the metric)
     heavy_outlier_share: float = 0.08  # authors with 35-50% outliers
-    hard_negative_p: float = 0.3  # outlier reuses the true author's venue or org
-    cold_positive_p: float = 0.15  # normal paper with only new co-authors
+    hard_negative_p: float = 0.35  # outlier reuses the true author's venue or org and one collaborator
+    cold_positive_p: float = 0.25  # normal paper with only new co-authors
     name_pool: int = 0  # distinct names; 0 -> 97% of the number of authors (same-name collisions)
     collaborators: tuple[int, int] = (8, 24)
 
@@ -306,7 +306,7 @@ def generate_ind(folder: str | os.PathLike, seed: int = 0, config: GeneratorConf
 
     Each profile belongs to one true person (topic mixture, collaborator pool, drifting orgs, venues);
     its outliers are papers of other people with the identical name string. Some outliers are hard
-    negatives (they reuse one of the true person's venues or orgs); some normal papers are cold
+    negatives (they reuse one of the true person's venues or orgs and one of its collaborators); some normal papers are cold
     positives (only new co-authors).
     """
     cfg = config or GeneratorConfig()
@@ -353,6 +353,8 @@ def generate_ind(folder: str | os.PathLike, seed: int = 0, config: GeneratorConf
                     me["org"] = str(rng.choice(true.orgs))
                 else:
                     info["venue"] = str(rng.choice(true.venues[int(rng.choice(true.topics))]))
+                j = int(rng.choice(len(true.collab), p=true.collab_w))
+                info["authors"].append({"name": true.collab[j], "org": true.collab_org[j]})
             pid = new_pid()
             papers[pid] = info
             outl.append(pid)

@@ -31,6 +31,7 @@ class Profile:
     gcn_epochs: int
     max_profile: int
     repeats: int
+    papers: tuple[int, int] = (16, 36)
 
 
 PROFILES = {
@@ -39,7 +40,7 @@ PROFILES = {
     # GPU / a long night: the paper's learning rates, more authors and steps
     "full": Profile(400, 100, "tiny-lm", (600, 600, 200), (1e-4, 5e-5, 5e-5), 50, 50, 300, 4),
     # seconds: for tests only
-    "tiny": Profile(8, 4, "tiny-lm", (4, 4, 4), (1e-3, 1e-3, 1e-3), 2, 2, 8, 1),
+    "tiny": Profile(6, 3, "tiny-lm", (2, 2, 2), (1e-3, 1e-3, 1e-3), 1, 1, 6, 1, (8, 12)),
 }
 
 
@@ -62,7 +63,8 @@ def detector_config(p: Profile, lm: str | None = None):
 def _data(p: Profile, seed: int, folder: Path):
     from tenfold.data.whoiswho import GeneratorConfig, generate_ind, load_ind
 
-    stats = generate_ind(folder, seed, GeneratorConfig(n_train=p.n_train, n_valid=p.n_valid))
+    stats = generate_ind(folder, seed, GeneratorConfig(n_train=p.n_train, n_valid=p.n_valid,
+                                                                min_papers=p.papers[0], max_papers=p.papers[1]))
     return load_ind(folder), stats
 
 
@@ -89,7 +91,7 @@ def _plot(metrics: dict, history: dict, out: Path) -> list[str]:
     return [save_figure(fig, out / "ind_scores.png")]
 
 
-def reproduce(profile: str, seed: int, out: Path) -> Result:
+def reproduce(profile: str, seed: int, out: Path, lm: str | None = None) -> Result:
     from tenfold.ind.baselines import FeatureClassifier, train_gcn
     from tenfold.ind.metrics import weighted_auc_map
     from tenfold.ind.pipeline import build_graphs, fit_detector
@@ -98,7 +100,7 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
     seed_everything(seed)
     out = Path(out)
     data, stats = _data(p, seed, out / "data")
-    cfg = detector_config(p)
+    cfg = detector_config(p, lm)
     valid = data.split("valid")
     labels = {a.aid: a.labels for a in valid.values()}
     metrics, stage_scores = {}, {}
@@ -141,7 +143,7 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
     return result
 
 
-def bench(profile: str, seed: int, out: Path) -> Result:
+def bench(profile: str, seed: int, out: Path, lm: str | None = None) -> Result:
     """Scoring throughput (papers/s) of GCCAD and MIND on the held-out authors, and peak memory.
 
     Untrained weights: throughput does not depend on what the weights are."""
@@ -153,7 +155,7 @@ def bench(profile: str, seed: int, out: Path) -> Result:
     seed_everything(seed)
     out = Path(out)
     data, stats = _data(p, seed, out / "data")
-    cfg = replace(detector_config(p), crossfit=0)
+    cfg = replace(detector_config(p, lm), crossfit=0)
     valid = data.split("valid")
     n_papers = sum(len(a.papers) for a in valid.values())
     enc = Encoders.fit(cfg, data, seed)
