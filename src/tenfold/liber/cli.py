@@ -42,7 +42,7 @@ def _generator(llm: str, url: str | None, model: str | None, cache: Path | None,
 def partition(data: str = DATA, rule: str = RULE,
               state: Path = typer.Option(Path("liber-state.json"), help="UBSP state (JSON); updated in place."),
               until: float = typer.Option(None, help="Only absorb behaviours up to this timestamp (simulate a stream).")):
-    """Absorb the behaviour stream into per-user partitions (incremental: only events not yet in STATE)."""
+    """Absorb the behaviour stream into per-user partitions (incremental: only events not yet in STATE, whose rule is kept)."""
     from tenfold.core.io import atomic_write_text
     from tenfold.liber.interests import ItemCatalog
     from tenfold.liber.partition import StreamingPartitioner, parse_rule

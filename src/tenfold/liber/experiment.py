@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from tenfold.core.io import cache_dir
 from tenfold.core.plots import plt, save_figure
 from tenfold.core.progress import say
 from tenfold.core.registry import MethodSpec, register
@@ -51,7 +52,7 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/l
     data_ = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions)
     say(f"[liber] {ds.name}: {len(data_.users)} users, {len(data_.tensors['user'])} samples, "
         f"{data_.n_partitions} closed partitions")
-    cache_path = out / "llm-cache.sqlite"
+    cache_path = cache_dir("liber") / f"reproduce-rules-v1-{ds.name}.sqlite"  # kept out of the report folder
     first = open_generator(RuleSummarizer(), cache_path)
     variants = tuple(dict.fromkeys(MODELS[m][1] for m in models))
     tables = text_tables(data_, first, cfg, variants, seed)
@@ -79,7 +80,7 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/l
         "models": results,
         "llm_calls_incremental": week["liber"], "llm_calls_recompute": week["kar"],
         "rerun_new_llm_calls": rerun.calls, "cache_hits": rerun.hits,
-        "llm_calls_first_run": first.calls, "n_partitions": data_.n_partitions, "weekly_update": week,
+        "llm_calls_first_run": first.calls, "llm_cache": str(cache_path), "n_partitions": data_.n_partitions, "weekly_update": week,
         "valid_auc_curves": curves,
     }
     if "din" in results and "din+liber" in results:
@@ -97,11 +98,15 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/l
     result.notes.append(f"LLM backend: {RULES_LABEL} The texts come from partition statistics, so gains measure "
                         "the pipeline (partitions, cascade, fusion), not an LLM's world knowledge.")
     if synthetic:
-        result.notes.append("synthetic data: recbole (MovieLens-100K) is not installed, so a seeded generator with "
-                            "era-drifting tastes was used.")
+        result.notes.append(_synthetic_note(data))
     result.notes.append("The paper's offline tables could not be read here; claims compare against our own baselines.")
     result.artifacts.append(_plot(results, out))
     return result
+
+
+def _synthetic_note(data: str) -> str:
+    why = "recbole (MovieLens-100K) is not installed" if data == "auto" else f"--data {data} was asked for"
+    return f"synthetic data: {why}, so a seeded generator with era-drifting tastes was used."
 
 
 def _plot(results: dict, out: Path) -> str:
@@ -160,7 +165,7 @@ def bench(profile: str = "quick", seed: int = 0, out: Path = Path("reports/bench
                       "step_ms_din": 1000 * timing["base"], "step_ms_din_liber": 1000 * timing["liber"],
                       "fusion_overhead_ratio": timing["liber"] / timing["base"]}
     if synthetic:
-        result.notes.append("synthetic data (recbole not installed)")
+        result.notes.append(_synthetic_note(data))
     return result
 
 
