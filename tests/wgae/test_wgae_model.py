@@ -103,3 +103,20 @@ def test_config_and_dense_limit_errors(small_net, monkeypatch):
     monkeypatch.setattr(wm, "DENSE_LIMIT", 50)
     with pytest.raises(UnsupportedError, match="subgraph"):
         train_wgae(small_net, WGAEConfig(topics=(6, 2), epochs=1, steps_per_epoch=1, samples=1, hidden=8))
+
+
+def test_models_handle_isolated_nodes_empty_documents_and_no_links():
+    from tenfold.data.planetoid import build_network
+    from tenfold.wgae.gpgbn import GibbsConfig, gibbs
+
+    counts = np.random.default_rng(0).poisson(1.0, size=(30, 12))
+    counts[3] = 0
+    net = build_network(counts, np.zeros((2, 0), int))
+    assert net.report["isolated_nodes"] == 30 and net.report["empty_documents"] == 1
+    assert np.isfinite(gibbs(net, GibbsConfig(topics=(3, 2), iterations=4, burn_in=2)).trace).all()
+    values = []
+    for decoder in ("dense", "subgraph", "exact"):
+        cfg = WGAEConfig(topics=(3, 2), epochs=2, steps_per_epoch=1, samples=1, hidden=8, decoder=decoder,
+                         subgraph_nodes=10)
+        values.append(train_wgae(net, cfg).history[-1]["elbo_per_node"])
+    assert np.isfinite(values).all() and np.isclose(values[0], values[2])  # exact == dense

@@ -132,6 +132,7 @@ def _plots(out: Path, metrics: dict, matches: dict, chance: float, details: dict
     ax[0].legend()
     ax[1].bar(list(matches) + ["random"], list(matches.values()) + [chance], color=["C0", "C1", "C2", "grey"])
     ax[1].set_title("topic match (mean best cosine)")
+    fig.tight_layout()
     save_figure(fig, out / "wgae_scores.png")
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for k, hist in details["wgae_history"].items():
@@ -218,6 +219,7 @@ def _bench_plot(out: Path, rows: list[dict]) -> list[str]:
     ax[1].set_xlabel("nodes")
     ax[1].set_ylabel("peak RSS (MiB)")
     ax[0].legend()
+    fig.tight_layout()
     save_figure(fig, out / "wgae_bench.png")
     return ["wgae_bench.png"]
 
