@@ -30,7 +30,7 @@ def test_name_normalisation_ignores_accents_case_and_order():
 
 def test_edge_weights_match_hand_computation():
     g = _graph()
-    edges = {(int(i), int(j)): w.tolist() for i, j, w in zip(g.edge_index[0], g.edge_index[1], g.edge_attr)}
+    edges = {(int(i), int(j)): w.tolist() for i, j, w in zip(g.edge_index[0], g.edge_index[1], g.edge_attr, strict=True)}
     # co-authors without the target: a {li wei}, b {li wei, bo chen} -> 1/2
     # org words (stopwords kept out): a {tsinghua, beijing, peking}, b {peking, beijing, tsinghua, xidian} -> 3/4
     # venue words: a {kdd, mining}, b {mining} ("letters" is a stopword) -> 1/2

@@ -9,8 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from tenfold.core.errors import InputError
-from tenfold.ind.model import (Features, MindConfig, MindModel, Pack, PromptBuilder, StageConfig, balanced_packs,
-                               label_slot_labels, train_stage)
+from tenfold.ind.model import (
+    Features,
+    MindConfig,
+    MindModel,
+    Pack,
+    PromptBuilder,
+    StageConfig,
+    balanced_packs,
+    label_slot_labels,
+    train_stage,
+)
 
 TEXT_DIM, GRAPH_DIM = 6, 5
 TITLES = {f"p{i}": f"graph node edge paper {i}" for i in range(8)}

@@ -55,7 +55,7 @@ def detector_config(p: Profile, lm: str | None = None):
     from tenfold.ind.model import MindConfig, StageConfig
     from tenfold.ind.pipeline import DetectorConfig
 
-    stages = tuple(StageConfig(s, lr, "cosine" if i == 0 else "constant") for i, (s, lr) in enumerate(zip(p.steps, p.lrs)))
+    stages = tuple(StageConfig(s, lr, "cosine" if i == 0 else "constant") for i, (s, lr) in enumerate(zip(p.steps, p.lrs, strict=True)))
     return DetectorConfig(lm=lm or p.lm, gccad=GCCADConfig(epochs=p.gccad_epochs, lr=3e-3),
                           mind=MindConfig(max_profile=p.max_profile, max_length=4096, repeats=p.repeats, stages=stages))
 
@@ -114,12 +114,12 @@ def reproduce(profile: str, seed: int, out: Path, lm: str | None = None) -> Resu
     valid_graphs = build_graphs(data, valid, det.enc)
 
     lr = FeatureClassifier("lr", seed).fit(train_graphs)
-    metrics["lr"] = weighted_auc_map(labels, {g.aid: dict(zip(g.pids, lr.scores(g))) for g in valid_graphs}).as_dict()
+    metrics["lr"] = weighted_auc_map(labels, {g.aid: dict(zip(g.pids, lr.scores(g), strict=True)) for g in valid_graphs}).as_dict()
     if FeatureClassifier.lightgbm_available():
         gb = FeatureClassifier("lgbm", seed).fit(train_graphs)
-        metrics["lgbm"] = weighted_auc_map(labels, {g.aid: dict(zip(g.pids, gb.scores(g))) for g in valid_graphs}).as_dict()
+        metrics["lgbm"] = weighted_auc_map(labels, {g.aid: dict(zip(g.pids, gb.scores(g), strict=True)) for g in valid_graphs}).as_dict()
     gcn = train_gcn(train_graphs, hidden=cfg.gccad.hidden, epochs=p.gcn_epochs, seed=seed)
-    metrics["gcn"] = weighted_auc_map(labels, {g.aid: dict(zip(g.pids, gcn.scores(g))) for g in valid_graphs}).as_dict()
+    metrics["gcn"] = weighted_auc_map(labels, {g.aid: dict(zip(g.pids, gcn.scores(g), strict=True)) for g in valid_graphs}).as_dict()
     metrics["gccad"] = weighted_auc_map(labels, det.gccad_scores(data, valid)).as_dict()
     metrics["mind-text"] = stage_scores[1]
     metrics["mind"] = stage_scores[3]

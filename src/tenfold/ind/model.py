@@ -399,5 +399,5 @@ def score_packs(model: MindModel, packs: list[Pack], builder: PromptBuilder, fea
     for pack in progress(packs, desc="mind scoring"):
         input_ids, mask, text, graph = _batch(model, builder, feats, pack, modalities)
         s = model.scores(input_ids, mask, text, graph).cpu().tolist()
-        out.setdefault(pack.aid, {}).update(zip(pack.queries, s))
+        out.setdefault(pack.aid, {}).update(zip(pack.queries, s, strict=True))
     return out

@@ -16,8 +16,18 @@ from tenfold.core.progress import say
 from tenfold.data.whoiswho import Author, IndData
 from tenfold.ind.gccad import GCCAD, GCCADConfig, train_gccad
 from tenfold.ind.graph import AuthorGraph, HFMeanPoolEncoder, TfidfSvdEncoder, author_graph, paper_string
-from tenfold.ind.model import (STAGE_MODALITIES, Features, MindConfig, MindModel, PromptBuilder, StageConfig,
-                               balanced_packs, inference_packs, score_packs, train_stage)
+from tenfold.ind.model import (
+    STAGE_MODALITIES,
+    Features,
+    MindConfig,
+    MindModel,
+    PromptBuilder,
+    StageConfig,
+    balanced_packs,
+    inference_packs,
+    score_packs,
+    train_stage,
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,7 @@ def build_graphs(data: IndData, authors: dict[str, Author], enc: Encoders) -> li
 def text_features(data: IndData, pids: set[str], enc: Encoders) -> dict[str, torch.Tensor]:
     order = sorted(pids)
     z = enc.full.encode([paper_string(data.papers[p], "all") for p in order])
-    return dict(zip(order, z))
+    return dict(zip(order, z, strict=True))
 
 
 def graph_features(model: GCCAD, graphs: list[AuthorGraph]) -> dict[tuple[str, str], torch.Tensor]:
@@ -107,7 +117,7 @@ def graph_features(model: GCCAD, graphs: list[AuthorGraph]) -> dict[tuple[str, s
     out = {}
     for g in graphs:
         per, whole = model.embed(g)
-        for pid, v in zip(g.pids, per):
+        for pid, v in zip(g.pids, per, strict=True):
             out[(g.aid, pid)] = torch.cat([v, whole])
     return out
 
@@ -157,7 +167,7 @@ class Detector:
         out = {}
         with torch.no_grad():
             for g in build_graphs(data, authors, self.enc):
-                out[g.aid] = dict(zip(g.pids, self.gccad.scores(g).tolist()))
+                out[g.aid] = dict(zip(g.pids, self.gccad.scores(g).tolist(), strict=True))
         return out
 
 
