@@ -151,6 +151,8 @@ def reproduce(profile: str, seed: int, out: Path, models: tuple[str, ...] | None
         "depend on the displayed position.",
         "Simulated regime: synthetic clicks from an MF ground truth fit on ML-100K with a PBM/cascade/comparison click "
         "model; its numbers are never mixed with the logged ones.",
+        "ndcg@5_se / map@5_se are standard errors over test lists: differences between models smaller than about "
+        "one SE are within noise on this data.",
     ]
     result.artifacts.append(_plot(metrics, models, out))
     return result

@@ -62,13 +62,17 @@ def utility_at_k(ranked: np.ndarray, orig_pos: np.ndarray, k: int, theta: np.nda
 
 def evaluate_rerank(labels: np.ndarray, mask: np.ndarray, scores: np.ndarray, theta: np.ndarray,
                     ks: tuple[int, ...] = KS) -> dict[str, float]:
-    """Mean NDCG@k, MAP@k, clicks@k and utility@k over lists, re-ordered by `scores`."""
+    """Mean NDCG@k, MAP@k, clicks@k and utility@k over lists, re-ordered by `scores` (+ the SE of NDCG@5, MAP@5)."""
     order = rerank_order(scores, mask)
     ranked = np.take_along_axis(np.where(mask, labels, 0.0), order, 1)
     out = {}
     for k in ks:
-        out[f"ndcg@{k}"] = float(ndcg_at_k(ranked, k).mean())
-        out[f"map@{k}"] = float(map_at_k(ranked, k).mean())
+        ndcg, ap = ndcg_at_k(ranked, k), map_at_k(ranked, k)
+        out[f"ndcg@{k}"] = float(ndcg.mean())
+        out[f"map@{k}"] = float(ap.mean())
+        if k == 5:  # standard error of the mean over lists: how far apart two models must be to matter
+            out["ndcg@5_se"] = float(ndcg.std(ddof=1) / np.sqrt(len(ndcg))) if len(ndcg) > 1 else 0.0
+            out["map@5_se"] = float(ap.std(ddof=1) / np.sqrt(len(ap))) if len(ap) > 1 else 0.0
         out[f"clicks@{k}"] = float(clicks_at_k(ranked, k).mean())
         out[f"utility@{k}"] = float(utility_at_k(ranked, order, k, theta).mean())
     return out
