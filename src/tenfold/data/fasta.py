@@ -1,0 +1,119 @@
+"""Protein sequences in FASTA: real UniProt entries from a Debian package, or any user FASTA file.
+
+`uniprot-mmseqs2` is the example database that Debian's `mmseqs2-examples` package installs
+(`apt-get install --no-install-recommends mmseqs2-examples`): 20,007 UniProtKB sequences (3,183
+Swiss-Prot + 16,817 TrEMBL, about 9.06M residues) in /usr/share/doc/mmseqs2/example-data/DB.fasta.gz,
+and 500 more in QUERY.fasta.gz. Sequences: UniProt, CC BY 4.0; package: GPL-3 (MMseqs2).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tenfold.core.errors import InputError
+from tenfold.data.registry import DatasetSpec, register_dataset
+
+MMSEQS_DIR = Path("/usr/share/doc/mmseqs2/example-data")
+MMSEQS_DB = MMSEQS_DIR / "DB.fasta.gz"
+MMSEQS_QUERY = MMSEQS_DIR / "QUERY.fasta.gz"
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"  # the 20 standard residues
+AMBIGUOUS = "XBZUO"  # unknown, Asx, Glx, selenocysteine, pyrrolysine (IUPAC)
+ALPHABET = AMINO_ACIDS + AMBIGUOUS
+
+
+@dataclass(frozen=True)
+class ProteinSet:
+    """Sequences split into train and validation at sequence level (no sequence in both)."""
+
+    name: str
+    ids: list[str]
+    train: list[str]
+    valid: list[str]
+
+    @property
+    def n_residues(self) -> int:
+        return sum(map(len, self.train)) + sum(map(len, self.valid))
+
+
+def read_fasta(path: str | os.PathLike, check_alphabet: bool = True) -> list[tuple[str, str]]:
+    """(id, sequence) pairs from a FASTA file (plain or .gz); letters are upper-cased, `*` stops dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"FASTA file {path} does not exist: give a protein FASTA file (.fasta, .fa, .faa, .gz)")
+    opener = gzip.open if path.suffix == ".gz" else open
+    records: list[tuple[str, str]] = []
+    name, chunks = None, []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            line = line.strip()
+            if line.startswith(">"):
+                if name is not None:
+                    records.append((name, "".join(chunks)))
+                name, chunks = line[1:].split(" ", 1)[0] or f"seq{len(records)}", []
+            elif line:
+                if name is None:
+                    raise InputError(f"{path} is not FASTA: sequence data before the first '>' header")
+                chunks.append(line.upper().rstrip("*"))
+    if name is not None:
+        records.append((name, "".join(chunks)))
+    records = [(i, s) for i, s in records if s]
+    if not records:
+        raise InputError(f"{path} holds no sequences: check that it is a protein FASTA file")
+    if check_alphabet:
+        for rid, seq in records:
+            check_sequence(seq, rid)
+    return records
+
+
+def check_sequence(seq: str, name: str = "sequence") -> None:
+    """Raise InputError naming the letters of `seq` outside the amino-acid alphabet."""
+    bad = sorted(set(seq) - set(ALPHABET))
+    if bad:
+        raise InputError(f"{name} has letters outside the amino-acid alphabet ({ALPHABET}): {''.join(bad)!r}; "
+                         "is it a nucleotide file, or does it need cleaning?")
+
+
+def _split(name: str, records: list[tuple[str, str]], valid_every: int, max_sequences: int | None) -> ProteinSet:
+    if max_sequences is not None:
+        records = records[:max_sequences]
+    if len(records) < 2:
+        raise InputError(f"protein set {name!r} has fewer than 2 sequences")
+    valid = [s for i, (_, s) in enumerate(records) if i % valid_every == valid_every - 1]
+    train = [s for i, (_, s) in enumerate(records) if i % valid_every != valid_every - 1]
+    return ProteinSet(name, [r for r, _ in records], train, valid)
+
+
+def load_uniprot_mmseqs2(valid_every: int = 20, max_sequences: int | None = None) -> ProteinSet:
+    """The 20,007 UniProtKB sequences of Debian's mmseqs2-examples (every `valid_every`-th held out)."""
+    if not MMSEQS_DB.is_file():
+        raise InputError("the UniProt example sequences are not installed: run "
+                         "`apt-get install --no-install-recommends mmseqs2-examples` (as root), or give --fasta PATH")
+    return _split("uniprot-mmseqs2", read_fasta(MMSEQS_DB), valid_every, max_sequences)
+
+
+def load_fasta(path: str | os.PathLike, valid_every: int = 20, max_sequences: int | None = None) -> ProteinSet:
+    """A user's protein FASTA file as a ProteinSet."""
+    return _split(Path(path).name, read_fasta(path), valid_every, max_sequences)
+
+
+def load_proteins(name_or_path: str | os.PathLike | None = None, max_sequences: int | None = None) -> ProteinSet:
+    """'uniprot-mmseqs2' (the default) or a FASTA path."""
+    if name_or_path in (None, "uniprot-mmseqs2"):
+        return load_uniprot_mmseqs2(max_sequences=max_sequences)
+    return load_fasta(name_or_path, max_sequences=max_sequences)
+
+
+register_dataset(DatasetSpec(
+    name="uniprot-mmseqs2", source="debian package", size="20,007 proteins, 9.06M residues (DB.fasta.gz)",
+    licence="sequences: UniProt CC BY 4.0; package mmseqs2-examples: GPL-3",
+    loader="tenfold.data.fasta:load_uniprot_mmseqs2",
+    description="UniProtKB sample (3,183 Swiss-Prot + 16,817 TrEMBL) shipped by Debian's mmseqs2-examples "
+                "(apt-get install --no-install-recommends mmseqs2-examples); the plmscale sweep corpus.",
+    available=lambda: MMSEQS_DB.is_file()))
+register_dataset(DatasetSpec(
+    name="fasta:PATH", source="user path", size="any", licence="the user's",
+    loader="tenfold.data.fasta:load_fasta",
+    description="any protein FASTA file (.fasta/.fa/.faa, optionally .gz), e.g. --fasta PATH."))

@@ -1,0 +1,344 @@
+"""Fitting scaling laws to a table of training runs (Cheng et al. 2024, Sec. 3 and App. (Eq. 8/9);
+the Chinchilla methods they follow, Hoffmann et al. 2022 Approaches 2 and 3).
+
+A runs table has one row per finished run: `params` N (non-embedding), `tokens` D, `flops` C
+(default 6·N·D) and the final `loss` L.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from tenfold.core.errors import InputError
+
+COLUMN_ALIASES = {  # Epoch's Chinchilla extraction names its columns differently
+    "params": ("params", "N", "Model Size", "model_size", "parameters"),
+    "tokens": ("tokens", "D", "Training Tokens", "training_tokens"),
+    "flops": ("flops", "C", "Training FLOP", "training_flop", "compute"),
+    "loss": ("loss", "L", "Loss", "final_loss"),
+}
+HUBER_DELTA = 1e-3  # Hoffmann et al. 2022 Approach 3; Besiroglu et al. 2024 use the same
+
+
+def load_runs(source, drop_highest_loss: int = 0):
+    """A runs table (CSV path or DataFrame) -> DataFrame with params, tokens, flops, loss (all > 0).
+
+    Missing `flops` is 6·params·tokens; missing `tokens` is flops/(6·params) (Chinchilla's D = C/6N).
+    `drop_highest_loss` removes that many highest-loss runs (Besiroglu et al. drop 5 outliers).
+    """
+    import pandas as pd
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"runs table {path} does not exist: give a CSV with columns params,tokens,loss[,flops]")
+        frame = pd.read_csv(path)
+    else:
+        frame = pd.DataFrame(source).copy()
+    cols = {}
+    for name, aliases in COLUMN_ALIASES.items():
+        for a in aliases:
+            if a in frame.columns:
+                cols[name] = frame[a].astype(float)
+                break
+    if "params" not in cols or "loss" not in cols or ("tokens" not in cols and "flops" not in cols):
+        raise InputError(f"runs table lacks columns: need params, loss and tokens (or flops); found {list(frame.columns)}")
+    if "tokens" not in cols:
+        cols["tokens"] = cols["flops"] / (6.0 * cols["params"])
+    if "flops" not in cols:
+        cols["flops"] = 6.0 * cols["params"] * cols["tokens"]
+    runs = pd.DataFrame({k: cols[k].to_numpy() for k in ("params", "tokens", "flops", "loss")})
+    for k in runs.columns:
+        bad = runs.index[~(np.isfinite(runs[k]) & (runs[k] > 0))]
+        if len(bad):
+            raise InputError(f"runs table column {k!r} must be finite and positive; rows {list(bad[:5])} are not")
+    if drop_highest_loss:
+        runs = runs.drop(runs["loss"].nlargest(drop_highest_loss).index)
+    return runs.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Approach 3: the parametric law L(N, D) = E + A / N^alpha + B / D^beta
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParametricLaw:
+    """L(N, D) = E + A/N^alpha + B/D^beta (Cheng et al. Eq. 8; Hoffmann et al. Eq. 2)."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def loss(self, N, D):
+        N, D = np.asarray(N, float), np.asarray(D, float)
+        return self.E + self.A / N**self.alpha + self.B / D**self.beta
+
+    @property
+    def a(self) -> float:
+        """Exponent of N_opt ~ C^a: beta / (alpha + beta)."""
+        return self.beta / (self.alpha + self.beta)
+
+    @property
+    def b(self) -> float:
+        """Exponent of D_opt ~ C^b: alpha / (alpha + beta)."""
+        return self.alpha / (self.alpha + self.beta)
+
+    def optimal(self, C):
+        """Closed-form minimiser of L under C = 6ND (Hoffmann et al. App. D.2): (N_opt, D_opt)."""
+        C = np.asarray(C, float)
+        G = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
+        return G * (C / 6.0) ** self.a, (C / 6.0) ** self.b / G
+
+
+def huber(r: np.ndarray, delta: float) -> np.ndarray:
+    absr = np.abs(r)
+    return np.where(absr <= delta, 0.5 * r**2, delta * (absr - 0.5 * delta))
+
+
+def _objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray, delta: float):
+    """Sum of Huber(LSE(a - alpha log N, b - beta log D, e) - log L) and its gradient (Eq. 9).
+
+    theta = (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e.
+    """
+    a, b, e, alpha, beta = theta
+    terms = np.stack([a - alpha * logN, b - beta * logD, np.full_like(logN, e)])  # (3, runs)
+    top = terms.max(axis=0)
+    ex = np.exp(terms - top)
+    total = ex.sum(axis=0)
+    r = top + np.log(total) - logL
+    loss = huber(r, delta).sum()
+    dr = np.clip(r, -delta, delta)  # Huber derivative
+    w = ex / total * dr  # d pred / d term_k (softmax) times dHuber
+    grad = np.array([w[0].sum(), w[1].sum(), w[2].sum(), -(w[0] * logN).sum(), -(w[1] * logD).sum()])
+    return loss, grad
+
+
+def default_grid() -> np.ndarray:
+    """Hoffmann et al.'s initialisation grid (4500 starts), as in Besiroglu et al. 2024."""
+    grid = itertools.product(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5),
+                             np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5))
+    return np.array(list(grid), dtype=float)
+
+
+@dataclass
+class ParametricFit:
+    """The fitted law plus how it was obtained (objective, runs, bootstrap intervals, range of C)."""
+
+    law: ParametricLaw
+    objective: float
+    n_runs: int
+    flops_range: tuple[float, float]
+    intervals: dict = field(default_factory=dict)  # name -> [lo, hi] (95% bootstrap)
+    starts: int = 0
+
+    def to_dict(self) -> dict:
+        return {"law": "parametric", **asdict(self.law), "a": self.law.a, "b": self.law.b,
+                "objective": self.objective, "n_runs": self.n_runs, "flops_range": list(self.flops_range),
+                "intervals": self.intervals, "starts": self.starts}
+
+
+def _check_enough(n_runs: int, n_params: int, what: str) -> None:
+    if n_runs <= n_params:
+        raise InputError(f"{what} has {n_params} parameters but only {n_runs} runs: give at least {n_params + 1} runs")
+
+
+def fit_parametric(runs, delta: float = HUBER_DELTA, grid: np.ndarray | None = None, top_starts: int = 50,
+                   init: np.ndarray | None = None) -> ParametricFit:
+    """Minimise the log-space Huber objective with L-BFGS-B from the best `top_starts` grid points.
+
+    Every grid point is scored first (one vectorised pass) and L-BFGS-B runs from the best ones; with
+    `top_starts=len(grid)` this is the exhaustive multi-start of Hoffmann / Besiroglu.
+    """
+    runs = load_runs(runs)
+    _check_enough(len(runs), 5, "the parametric law L = E + A/N^alpha + B/D^beta")
+    logN, logD, logL = (np.log(runs[c].to_numpy()) for c in ("params", "tokens", "loss"))
+    starts = default_grid() if grid is None else np.asarray(grid, float)
+    scores = _grid_scores(starts, logN, logD, logL, delta)
+    chosen = starts[np.argsort(scores)[:top_starts]]
+    if init is not None:
+        chosen = np.vstack([np.asarray(init, float)[None], chosen])
+    best = None
+    for x0 in chosen:
+        res = minimize(_objective, x0, args=(logN, logD, logL, delta), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 1000})  # scipy's default tolerances, as Besiroglu et al.
+        if best is None or res.fun < best.fun:
+            best = res
+    a, b, e, alpha, beta = best.x
+    law = ParametricLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta))
+    flops = runs["flops"].to_numpy()
+    return ParametricFit(law, float(best.fun), len(runs), (float(flops.min()), float(flops.max())), starts=len(chosen))
+
+
+def _grid_scores(starts, logN, logD, logL, delta) -> np.ndarray:
+    a, b, e, alpha, beta = (starts[:, i:i + 1] for i in range(5))  # (starts, 1)
+    terms = np.stack([a - alpha * logN, b - beta * logD, np.broadcast_to(e, (len(starts), len(logN)))])
+    return huber(logsumexp(terms, axis=0) - logL, delta).sum(axis=1)
+
+
+def _theta(law: ParametricLaw) -> np.ndarray:
+    return np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta])
+
+
+def bootstrap_parametric(runs, fit: ParametricFit, n_boot: int = 200, seed: int = 0, delta: float = HUBER_DELTA,
+                         top_starts: int = 3, level: float = 0.95) -> dict:
+    """Resample runs with replacement, refit (warm-started at the full fit), return percentile intervals."""
+    runs = load_runs(runs)
+    rng = np.random.default_rng(seed)
+    grid = default_grid()
+    samples = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(runs), len(runs))
+        boot = runs.iloc[idx]
+        if boot[["params", "tokens"]].drop_duplicates().shape[0] <= 5:
+            continue
+        f = fit_parametric(boot, delta, grid, top_starts=top_starts, init=_theta(fit.law))
+        samples.append([f.law.E, f.law.A, f.law.B, f.law.alpha, f.law.beta, f.law.a, f.law.b])
+    samples = np.array(samples)
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    names = ["E", "A", "B", "alpha", "beta", "a", "b"]
+    intervals = {n: np.percentile(samples[:, i], q).tolist() for i, n in enumerate(names)}
+    fit.intervals = intervals
+    return intervals
+
+
+# ------------------------------------------------------------------------------------------------
+# Approach 2: IsoFLOP profiles
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """y = k · x^p, fitted by least squares in log-log space."""
+
+    k: float
+    p: float
+
+    def __call__(self, x):
+        return self.k * np.asarray(x, float) ** self.p
+
+
+def fit_power_law(x, y) -> PowerLaw:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.unique(x).size < 2:
+        raise InputError(f"a power law needs at least 2 distinct x values, got {np.unique(x).size}")
+    p, logk = np.polyfit(np.log(x), np.log(y), 1)
+    return PowerLaw(float(np.exp(logk)), float(p))
+
+
+def budget_groups(runs, rel_tol: float = 0.05) -> np.ndarray:
+    """Group runs into IsoFLOP budgets: runs whose FLOPs agree within `rel_tol` share a budget."""
+    logc = np.log(runs["flops"].to_numpy())
+    order = np.argsort(logc)
+    labels = np.empty(len(logc), dtype=int)
+    group, anchor = 0, logc[order[0]]
+    for i in order:
+        if logc[i] - anchor > np.log1p(rel_tol):
+            group += 1
+            anchor = logc[i]
+        labels[i] = group
+    return labels
+
+
+@dataclass
+class IsoFlopFit:
+    """Per-budget minima and the power laws N_opt = k·C^a, D_opt = k·C^b, L_min = k·C^gamma."""
+
+    budgets: list[dict]  # {"flops", "n_opt", "d_opt", "loss_min", "parabola": [c2, c1, c0] | None}
+    n_opt: PowerLaw
+    d_opt: PowerLaw
+    loss: PowerLaw
+    intervals: dict = field(default_factory=dict)
+
+    @property
+    def a(self) -> float:
+        return self.n_opt.p
+
+    @property
+    def b(self) -> float:
+        return self.d_opt.p
+
+    @property
+    def flops_range(self) -> tuple[float, float]:
+        c = [g["flops"] for g in self.budgets]
+        return min(c), max(c)
+
+    def to_dict(self) -> dict:
+        return {"law": "isoflop", "a": self.a, "b": self.b, "n_opt": asdict(self.n_opt), "d_opt": asdict(self.d_opt),
+                "loss_vs_compute": asdict(self.loss), "budgets": self.budgets, "intervals": self.intervals,
+                "flops_range": list(self.flops_range)}
+
+
+def isoflop_minimum(params: np.ndarray, loss: np.ndarray) -> tuple[float, float, list | None]:
+    """Minimum of the parabola L = c2 x^2 + c1 x + c0 in x = log N (raw minimum when it is not convex)."""
+    x = np.log(params)
+    if np.unique(x).size >= 3:
+        c2, c1, c0 = np.polyfit(x, loss, 2)
+        xs = -c1 / (2 * c2) if c2 > 0 else None
+        if xs is not None and x.min() - 0.5 <= xs <= x.max() + 0.5:  # trust the vertex only near the data
+            return float(np.exp(xs)), float(c0 - c1**2 / (4 * c2)), [float(c2), float(c1), float(c0)]
+    i = int(np.argmin(loss))
+    return float(params[i]), float(loss[i]), None
+
+
+def fit_isoflop(runs, rel_tol: float = 0.05) -> IsoFlopFit:
+    """IsoFLOP profiles: a parabola in log N per budget, its minimum, then power laws through the minima."""
+    runs = load_runs(runs)
+    labels = budget_groups(runs, rel_tol)
+    budgets = []
+    for g in np.unique(labels):
+        sub = runs[labels == g]
+        c = float(np.exp(np.log(sub["flops"]).mean()))
+        n_opt, l_min, parabola = isoflop_minimum(sub["params"].to_numpy(), sub["loss"].to_numpy())
+        budgets.append({"flops": c, "n_opt": n_opt, "d_opt": c / (6 * n_opt), "loss_min": l_min,
+                        "parabola": parabola, "runs": int(len(sub))})
+    if len(budgets) < 2:
+        raise InputError(f"IsoFLOP fitting needs runs at 2 or more compute budgets, got {len(budgets)}")
+    c = [g["flops"] for g in budgets]
+    return IsoFlopFit(budgets, fit_power_law(c, [g["n_opt"] for g in budgets]),
+                      fit_power_law(c, [g["d_opt"] for g in budgets]), fit_power_law(c, [g["loss_min"] for g in budgets]))
+
+
+def bootstrap_isoflop(runs, fit: IsoFlopFit, n_boot: int = 500, seed: int = 0, rel_tol: float = 0.05,
+                      level: float = 0.95) -> dict:
+    """Resample runs within each budget (stratified bootstrap) and refit the exponents a, b."""
+    runs = load_runs(runs)
+    labels = budget_groups(runs, rel_tol)
+    rng = np.random.default_rng(seed)
+    a_s, b_s = [], []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(np.flatnonzero(labels == g), (labels == g).sum()) for g in np.unique(labels)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = fit_isoflop(runs.iloc[idx], rel_tol)
+        a_s.append(f.a)
+        b_s.append(f.b)
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    fit.intervals = {"a": np.percentile(a_s, q).tolist(), "b": np.percentile(b_s, q).tolist()}
+    return fit.intervals
+
+
+def heldout_rel_err(train_runs, test_runs, delta: float = HUBER_DELTA, top_starts: int = 20) -> float:
+    """Mean |L_pred - L| / L of a parametric law fitted on `train_runs`, on the runs it never saw."""
+    law = fit_parametric(train_runs, delta, top_starts=top_starts).law
+    test = load_runs(test_runs)
+    pred = law.loss(test["params"], test["tokens"])
+    return float(np.mean(np.abs(pred - test["loss"].to_numpy()) / test["loss"].to_numpy()))
+
+
+def split_largest_budget(runs, rel_tol: float = 0.05):
+    """(train, held-out): the runs at the largest compute budget are held out (an extrapolation test)."""
+    runs = load_runs(runs)
+    labels = budget_groups(runs, rel_tol)
+    last = labels == labels.max()
+    return runs[~last].reset_index(drop=True), runs[last].reset_index(drop=True)

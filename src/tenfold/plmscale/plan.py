@@ -1,0 +1,119 @@
+"""Compute-optimal planning: for a budget C, the model size N_opt and token count D_opt (C = 6ND).
+
+Laws come from the user's fit (a FIT.json written by `tenfold plmscale fit`) or from the paper's
+published coefficients shipped in `paper_coefficients.json` (sources inside that file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from tenfold.core.errors import InputError
+
+OBJECTIVES = ("clm", "mlm")
+A100_BF16_FLOPS = 312e12  # peak dense bf16 FLOP/s of an NVIDIA A100 (datasheet); change with --gpu-flops
+
+
+class ExtrapolationWarning(UserWarning):
+    """A budget outside the range of compute the law was fitted on."""
+
+
+def paper_coefficients() -> dict:
+    """The paper's published coefficients (and the Chinchilla anchors), with their sources."""
+    text = resources.files("tenfold.plmscale").joinpath("paper_coefficients.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def budget_flops(flops: float | None = None, gpu_hours: float | None = None, gpu_flops: float = A100_BF16_FLOPS,
+                 utilisation: float = 0.4) -> float:
+    """A budget in FLOPs, given directly or as GPU-hours at `utilisation` of `gpu_flops` peak."""
+    if (flops is None) == (gpu_hours is None):
+        raise InputError("give exactly one of --flops or --gpu-hours")
+    if flops is not None:
+        if not (np.isfinite(flops) and flops > 0):
+            raise InputError(f"--flops must be a positive number, got {flops}")
+        return float(flops)
+    if not (gpu_hours > 0 and gpu_flops > 0 and 0 < utilisation <= 1):
+        raise InputError(f"--gpu-hours ({gpu_hours}) and --gpu-flops ({gpu_flops}) must be positive and "
+                         f"--utilisation ({utilisation}) in (0, 1]")
+    return float(gpu_hours * 3600.0 * gpu_flops * utilisation)
+
+
+@dataclass(frozen=True)
+class Plan:
+    objective: str
+    flops: float
+    params: float
+    tokens: float
+    params_interval: list | None
+    tokens_interval: list | None
+    law: str
+    source: str
+    extrapolated: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _interval(fit: dict, c: float, kind: str) -> list | None:
+    """Interval from the bootstrap interval of the exponent, pivoting at the fit's geometric-mean budget."""
+    iv = fit.get("intervals", {}).get("a" if kind == "n" else "b")
+    if not iv or "flops_range" not in fit:
+        return None
+    lo_c, hi_c = fit["flops_range"]
+    pivot = float(np.sqrt(lo_c * hi_c))
+    if fit["law"] == "isoflop":
+        law = fit["n_opt"] if kind == "n" else fit["d_opt"]
+        at_pivot = law["k"] * pivot ** law["p"]
+    else:
+        at_pivot = _parametric_opt(fit, pivot)[0 if kind == "n" else 1]
+    ends = sorted(at_pivot * (c / pivot) ** np.array(iv))
+    return [float(ends[0]), float(ends[1])]
+
+
+def _parametric_opt(p: dict, c: float) -> tuple[float, float]:
+    from tenfold.plmscale.fit import ParametricLaw
+
+    law = ParametricLaw(p["E"], p["A"], p["B"], p["alpha"], p["beta"])
+    n, d = law.optimal(c)
+    return float(n), float(d)
+
+
+def plan(flops: float, objective: str = "clm", fit: dict | str | os.PathLike | None = None) -> Plan:
+    """N_opt and D_opt for `flops`: from `fit` (dict or FIT.json path) or the paper's IsoFLOP laws."""
+    if objective not in OBJECTIVES:
+        raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if not (np.isfinite(flops) and flops > 0):
+        raise InputError(f"the compute budget must be positive, got {flops}")
+    if fit is None:
+        paper = paper_coefficients()
+        law = paper[objective]["isoflop"]
+        n, d = law["k_n"] * flops ** law["a"], law["k_d"] * flops ** law["b"]
+        rng, source, name, n_iv, d_iv = paper["fitted_flops_range"], paper["source"], "paper isoflop", None, None
+    else:
+        if not isinstance(fit, dict):
+            path = Path(fit)
+            if not path.is_file():
+                raise InputError(f"fit file {path} does not exist: write one with `tenfold plmscale fit RUNS.csv --out FIT.json`")
+            fit = json.loads(path.read_text(encoding="utf-8"))
+        if fit.get("law") == "isoflop":
+            n = fit["n_opt"]["k"] * flops ** fit["n_opt"]["p"]
+            d = fit["d_opt"]["k"] * flops ** fit["d_opt"]["p"]
+        elif fit.get("law") == "parametric":
+            n, d = _parametric_opt(fit, flops)
+        else:
+            raise InputError(f"fit has law {fit.get('law')!r}: expected 'parametric' or 'isoflop' (a FIT.json from `plmscale fit`)")
+        rng, source, name = fit.get("flops_range", [flops, flops]), fit.get("source", "user fit"), f"user {fit['law']}"
+        n_iv, d_iv = _interval(fit, flops, "n"), _interval(fit, flops, "d")
+    extrapolated = not (rng[0] <= flops <= rng[1])
+    if extrapolated:
+        warnings.warn(f"budget {flops:.3g} FLOPs is outside the fitted range [{rng[0]:.3g}, {rng[1]:.3g}]: "
+                      "the plan is an extrapolation", ExtrapolationWarning, stacklevel=2)
+    return Plan(objective, float(flops), float(n), float(d), n_iv, d_iv, name, source, extrapolated)

@@ -1,0 +1,105 @@
+"""Sweep, tokenizer, FASTA loader and CLI tests on tiny inputs written here."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tenfold.core.errors import InputError
+from tenfold.data.fasta import load_fasta, read_fasta
+from tenfold.plmscale.experiment import synthetic_runs
+from tenfold.plmscale.fit import ParametricLaw
+from tenfold.plmscale.sweep import (
+    AminoAcidTokenizer,
+    SweepConfig,
+    mask_tokens,
+    pack,
+    read_runs_csv,
+    run_sweep,
+)
+
+SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MSEQNNTEMTFQIQRIYTKDIS", "GSHMLEDPVDAFQE", "MNIFEMLRIDEGLRLKIYKDTEG"] * 6
+
+
+def _fasta(tmp_path, seqs=SEQS):
+    path = tmp_path / "tiny.fasta"
+    path.write_text("".join(f">sp|P{i:05d}|T{i} test protein\n{s[:10]}\n{s[10:]}\n" for i, s in enumerate(seqs)))
+    return path
+
+
+def test_fasta_reader_joins_lines_and_keeps_ids(tmp_path):
+    recs = read_fasta(_fasta(tmp_path))
+    assert [s for _, s in recs] == SEQS
+    assert recs[0][0] == "sp|P00000|T0"
+
+
+def test_letters_outside_alphabet_are_rejected(tmp_path):
+    path = tmp_path / "bad.fasta"
+    path.write_text(">x\nMKT1AJ\n")
+    with pytest.raises(InputError, match="outside the amino-acid alphabet"):
+        read_fasta(path)
+    with pytest.raises(InputError, match="outside"):
+        AminoAcidTokenizer().encode("MK*J")
+    with pytest.raises(InputError, match="outside"):
+        pack(["MKT", "AC1D"], AminoAcidTokenizer(), 4)
+
+
+def test_pack_matches_per_sequence_encoding():
+    tok = AminoAcidTokenizer()
+    flat = [i for s in SEQS for i in tok.encode(s)]
+    windows = pack(SEQS, tok, 16)
+    assert windows.flatten().tolist() == flat[: windows.numel()]
+    assert tok.decode(tok.encode(SEQS[0])) == SEQS[0]
+
+
+def test_bert_masking_touches_only_chosen_positions():
+    import torch
+
+    tok = AminoAcidTokenizer()
+    x = pack(SEQS, tok, 16)
+    inputs, labels = mask_tokens(x, tok, 0.15, torch.Generator().manual_seed(0))
+    chosen = labels != -100
+    assert torch.equal(inputs[~chosen], x[~chosen])
+    assert torch.equal(labels[chosen], x[chosen])
+    assert 0.05 < chosen.float().mean() < 0.3
+
+
+def test_sweep_logs_runs_and_resumes_after_interruption(tmp_path):
+    proteins = load_fasta(_fasta(tmp_path), valid_every=4)
+    cfg = SweepConfig(budgets=(2e6, 4e6), shapes=((8, 1), (16, 1)), seq_len=16, batch_size=4, valid_windows=4)
+    csv = tmp_path / "runs.csv"
+    first = run_sweep(proteins, csv, cfg, max_runs=3)  # an interrupted sweep
+    assert len(first) == 3 and len(read_runs_csv(csv)) == 3
+    rows = run_sweep(proteins, csv, cfg)  # resumes: only the 5 missing runs are trained
+    assert len(rows) == 8
+    assert rows[:3] == read_runs_csv(csv)[:3]
+    for r in rows:
+        assert r["flops"] == pytest.approx(6 * r["params"] * r["tokens"])
+        assert np.isfinite(r["loss"])
+
+
+def test_cli_fit_writes_parametric_coefficients_with_intervals(tmp_path):
+    from tenfold.plmscale.cli import app
+
+    law = ParametricLaw(E=1.8, A=400.0, B=900.0, alpha=0.34, beta=0.30)
+    synthetic_runs(law, np.logspace(18, 21, 4), 6, 0.002, 0)[["params", "tokens", "loss"]].to_csv(tmp_path / "r.csv", index=False)
+    res = CliRunner().invoke(app, ["fit", str(tmp_path / "r.csv"), "--law", "parametric", "--out", str(tmp_path / "fit.json"),
+                                   "--bootstrap", "5", "--starts", "3"])
+    assert res.exit_code == 0, res.output
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    for k in ("E", "A", "B", "alpha", "beta"):
+        assert k in fit and len(fit["intervals"][k]) == 2
+    res = CliRunner().invoke(app, ["plan", "--flops", "1e20", "--objective", "mlm", "--fit", str(tmp_path / "fit.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["params"] > 0
+
+
+def test_cli_fit_rejects_csv_missing_columns(tmp_path):
+    from tenfold.plmscale.cli import app
+
+    (tmp_path / "bad.csv").write_text("params,loss\n1e6,3.0\n")
+    res = CliRunner().invoke(app, ["fit", str(tmp_path / "bad.csv")])
+    assert res.exit_code != 0 and "lacks columns" in str(res.exception)
