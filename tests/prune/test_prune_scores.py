@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenfold.prune.scores import NumericalConfig, head_scores, mask_hessian, numerical_objective, numerical_score
+from tenfold.prune.scores import (
+    NumericalConfig,
+    head_scores,
+    mask_hessian,
+    numerical_objective,
+    numerical_score,
+)
 
 
 def _problem(seed: int, n: int = 40, d: int = 10, d_out: int = 6):
@@ -83,34 +88,61 @@ def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((ra @ rb) / (ra.norm() * rb.norm()))
 
 
+def _output_change(model, module, calib, zero_cols) -> float:
+    """Brute force: ||module output with input channels `zero_cols` removed - original output||^2."""
+    outs = []
+    handle = module.register_forward_hook(lambda m, a, o: outs.append(o.detach().double()))
+    model(input_ids=calib)
+    w = module.weight
+    saved = w[:, zero_cols].clone()
+    w[:, zero_cols] = 0
+    model(input_ids=calib)
+    w[:, zero_cols] = saved
+    handle.remove()
+    return float((outs[1] - outs[0]).pow(2).sum())
+
+
 @torch.no_grad()
 def test_score_ranks_mlp_channels_like_removing_each_one(tiny_lm):
-    """Brute force: remove each MLP channel of layer 0 and measure the LM loss; the score must agree.
+    """Remove each MLP channel of layer 0 of the trained tiny LM (real text) and measure the layer error.
 
-    The paper's score minimises the layer's output error (eq. 2), a proxy for the model loss, so we
-    ask for a clearly positive rank correlation with the measured loss increase (Spearman > 0.3)
-    and a strong one with the exact layer error of each removal (Spearman > 0.6).
+    Eq. (2) is the layer's output error; the score relaxes the joint removal of (1 - r) channels, so
+    its ranking follows the single-removal errors closely but not exactly: Spearman > 0.6 (measured
+    ~0.8 on the small test model).
     """
+    from tenfold.data.text import load_corpus
+    from tenfold.prune.calibration import collect
+    from tenfold.prune.surgery import blocks, out_weight
+    from tenfold.zoo.tiny_lm import encode_docs
+
+    model, tok = copy.deepcopy(tiny_lm[0]).eval(), tiny_lm[1]
+    calib = encode_docs(tok, load_corpus("python-topics").valid[:40])[: 16 * 32].view(16, 32)
+    bl = blocks(model)
+    stats = collect(model, bl, [0], calib)[(0, "mlp")]
+    z = numerical_score(stats.gram, out_weight(bl[0].mlp_out).detach(), 0.3)
+    idx = torch.randperm(len(z), generator=torch.Generator().manual_seed(0))[:40]
+    err = torch.tensor([_output_change(model, bl[0].mlp_out, calib, [j]) for j in idx.tolist()], dtype=torch.float64)
+    assert _spearman(z[idx], err) > 0.6
+
+
+@torch.no_grad()
+def test_head_scores_rank_heads_like_removing_each_head():
+    """Multi-head attention, 8 heads: remove each head and measure the attention output error."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     from tenfold.prune.calibration import collect
     from tenfold.prune.surgery import blocks, out_weight
 
-    model = copy.deepcopy(tiny_lm[0]).eval()
-    g = torch.Generator().manual_seed(0)
-    calib = torch.randint(0, model.config.vocab_size, (8, 32), generator=g)
-    bl = blocks(model)
-    stats = collect(model, bl, [0], calib)[(0, "mlp")]
-    w = out_weight(bl[0].mlp_out).detach().double()
-    z = numerical_score(stats.gram, w, 0.3)
-    layer_err = stats.gram.diagonal() * (w**2).sum(1)
-    base = model(input_ids=calib, labels=calib).loss.item()
-    down = bl[0].mlp_out.weight
-    n = 48  # a sample of channels keeps the test fast
-    idx = torch.randperm(len(z), generator=g)[:n]
-    loss_up = []
-    for j in idx.tolist():
-        saved = down[:, j].clone()
-        down[:, j] = 0
-        loss_up.append(model(input_ids=calib, labels=calib).loss.item() - base)
-        down[:, j] = saved
-    assert _spearman(z[idx], torch.tensor(loss_up, dtype=torch.float64)) > 0.3
-    assert _spearman(z, layer_err) > 0.6
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=8, num_key_value_heads=8)).eval()
+    with torch.no_grad():  # heads of unequal strength, as in trained models
+        o = model.model.layers[0].self_attn.o_proj.weight
+        o.mul_(torch.linspace(0.2, 2.0, 8).repeat_interleave(8))
+    calib = torch.randint(0, 64, (8, 24), generator=torch.Generator().manual_seed(1))
+    b = blocks(model)[0]
+    stats = collect(model, [b], [0], calib)[(0, "attn")]
+    scores = head_scores(numerical_score(stats.gram, out_weight(b.attn_out).detach(), 0.25), b.head_dim)
+    err = torch.tensor([_output_change(model, b.attn_out, calib, b.unit_channels(h).tolist()) for h in range(8)],
+                       dtype=torch.float64)
+    assert _spearman(scores, err) > 0.8

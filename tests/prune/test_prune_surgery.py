@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -13,31 +11,13 @@ from tenfold.prune.surgery import blocks, load_pruned, save_pruned, shrink_block
 FAMILIES = ("llama", "mistral", "qwen2", "opt", "gpt2")
 
 
-def tiny_model(family: str, seed: int = 0):
-    """A randomly initialised 2-layer model of `family` (no downloads), in eval mode."""
-    import transformers as tf
-
-    torch.manual_seed(seed)
-    common = dict(vocab_size=64, num_hidden_layers=2)
-    if family in ("llama", "mistral", "qwen2"):
-        cls, cfg = {"llama": (tf.LlamaForCausalLM, tf.LlamaConfig), "mistral": (tf.MistralForCausalLM, tf.MistralConfig),
-                    "qwen2": (tf.Qwen2ForCausalLM, tf.Qwen2Config)}[family]
-        model = cls(cfg(hidden_size=32, intermediate_size=48, num_attention_heads=4, num_key_value_heads=2, **common))
-    elif family == "opt":
-        model = tf.OPTForCausalLM(tf.OPTConfig(hidden_size=32, ffn_dim=48, num_attention_heads=4, word_embed_proj_dim=32,
-                                               max_position_embeddings=64, **common))
-    else:
-        model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=64, n_embd=32, n_inner=48, n_layer=2, n_head=4, n_positions=64))
-    return model.eval()
-
-
 def _ids(n=3, t=12, seed=0):
     return torch.randint(0, 64, (n, t), generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @torch.no_grad()
-def test_surgery_keeps_outputs_identical_when_removed_units_are_zero(family):
+def test_surgery_keeps_outputs_identical_when_removed_units_are_zero(family, tiny_model):
     model = tiny_model(family)
     b = blocks(model)[0]
     # zero attention unit 1's output-projection columns and MLP channels 3, 10
@@ -60,7 +40,7 @@ def test_surgery_keeps_outputs_identical_when_removed_units_are_zero(family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_pruned_model_saves_reloads_with_its_class_and_generates(family, tmp_path):
+def test_pruned_model_saves_reloads_with_its_class_and_generates(family, tmp_path, tiny_model):
     model = tiny_model(family)
     calib = _ids(8, 16, seed=1)
     prune(model, calib, 0.3, method="numerical", config=PruneConfig(scope="layer"))
@@ -78,7 +58,7 @@ def test_pruned_model_saves_reloads_with_its_class_and_generates(family, tmp_pat
 
 
 @pytest.mark.parametrize("method", ["numerical", "flap"])
-def test_uniform_llama_prune_loads_with_the_stock_class_alone(method, tmp_path):
+def test_uniform_llama_prune_loads_with_the_stock_class_alone(method, tmp_path, tiny_model):
     from transformers import LlamaForCausalLM
 
     model = tiny_model("llama")
@@ -91,7 +71,7 @@ def test_uniform_llama_prune_loads_with_the_stock_class_alone(method, tmp_path):
     assert back.config.num_key_value_heads == 1 and back.config.intermediate_size == 24
 
 
-def test_gqa_units_remove_a_kv_head_with_its_query_heads():
+def test_gqa_units_remove_a_kv_head_with_its_query_heads(tiny_model):
     model = tiny_model("llama")
     b = blocks(model)[1]
     shrink_block(b, torch.tensor([0]), torch.arange(48))

@@ -61,7 +61,7 @@ def taylor_gradients(model: nn.Module, calibration: torch.Tensor, batch_size: in
 def taylor_scores(block: Block) -> Scores:
     def first_order(ws, gs, dim=None):
         return sum((w.double() * g.double()).abs().sum(dim=dim) if dim is not None else
-                   (w.double() * g.double()).abs().sum() for w, g in zip(ws, gs))
+                   (w.double() * g.double()).abs().sum() for w, g in zip(ws, gs, strict=True))
     units = torch.stack([first_order(block.unit_weights(u), block.unit_weights(u, grad=True))
                          for u in range(block.n_units)])
     channels = first_order(block.channel_weights(), block.channel_weights(grad=True), dim=1)

@@ -25,7 +25,16 @@ from tenfold.prune import baselines
 from tenfold.prune.calibration import SiteStats, collect
 from tenfold.prune.compensate import CompensationConfig, compensated_weight
 from tenfold.prune.scores import NumericalConfig, head_scores, numerical_score
-from tenfold.prune.surgery import Block, add_output_bias, blocks, family, out_weight, record_sizes, set_out_weight, shrink_block
+from tenfold.prune.surgery import (
+    Block,
+    add_output_bias,
+    blocks,
+    family,
+    out_weight,
+    record_sizes,
+    set_out_weight,
+    shrink_block,
+)
 
 METHODS = ("numerical", "magnitude", "wanda-sp", "flap", "taylor")
 SCOPES = ("global", "layer")
@@ -51,7 +60,7 @@ class Plan:
 
     def removed_params(self, bl: list[Block]) -> int:
         return sum((b.n_units - len(u)) * b.unit_params() + (b.n_channels - len(c)) * b.channel_params()
-                   for b, u, c in zip(bl, self.keep_units, self.keep_channels))
+                   for b, u, c in zip(bl, self.keep_units, self.keep_channels, strict=True))
 
 
 def check_inputs(model: nn.Module, calibration: torch.Tensor, ratio, method: str, scope: str) -> list[float]:
@@ -78,7 +87,7 @@ def check_inputs(model: nn.Module, calibration: torch.Tensor, ratio, method: str
     if calibration.min() < 0 or calibration.max() >= vocab:
         raise InputError(f"calibration token ids must lie in [0, {vocab}); is it tokenized with this model's tokenizer?")
     if scope == "layer":
-        for i, (b, r) in enumerate(zip(blocks(model), ratios)):
+        for i, (b, r) in enumerate(zip(blocks(model), ratios, strict=True)):
             if round(r * b.n_units) >= b.n_units:
                 raise InputError(f"ratio {r} would remove every attention head of layer {i} "
                                  f"({b.n_units} units); use a lower ratio")
@@ -128,14 +137,14 @@ def allocate(bl: list[Block], scores, ratios: list[float], scope: str, method: s
     """Turn scores into the kept units/channels of every layer (lowest scores go first)."""
     keep_u, keep_c = [], []
     if scope == "layer":
-        for b, (su, sc), r in zip(bl, scores, ratios):
+        for b, (su, sc), r in zip(bl, scores, ratios, strict=True):
             nu, nc = round(r * b.n_units), min(round(r * b.n_channels), b.n_channels - 1)
             keep_u.append(su.argsort(descending=True)[: b.n_units - nu].sort().values.cpu())
             keep_c.append(sc.argsort(descending=True)[: b.n_channels - nc].sort().values.cpu())
         return Plan(keep_u, keep_c)
     # global: one list of (value, cost, layer, kind, index), sorted ascending
     entries = []
-    for li, (b, (su, sc)) in enumerate(zip(bl, scores)):
+    for li, (b, (su, sc)) in enumerate(zip(bl, scores, strict=True)):
         if method == "numerical":  # eq. (8): alpha-scaled head scores beside channel scores
             alpha = b.unit_params() / b.channel_params()
             vu, vc = alpha * su.double(), sc.double()
@@ -149,7 +158,7 @@ def allocate(bl: list[Block], scores, ratios: list[float], scope: str, method: s
     removed = [[set(), set()] for _ in bl]
     size = [[b.n_units, b.n_channels] for b in bl]
     done = 0
-    for value, cost, li, kind, j in entries:
+    for _value, cost, li, kind, j in entries:
         if done >= budget - cost / 2:
             break
         if size[li][kind] - len(removed[li][kind]) <= 1:  # every layer keeps one head and one channel

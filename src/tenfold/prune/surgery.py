@@ -343,7 +343,7 @@ def load_pruned(folder: str | Path, dtype: torch.dtype | None = None):
         return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     config = AutoConfig.from_pretrained(folder)
     model = AutoModelForCausalLM.from_config(config)
-    for b, size in zip(blocks(model), info["layers"]):
+    for b, size in zip(blocks(model), info["layers"], strict=True):
         _shape_like(b, size)
     state = {}
     for f in weights:

@@ -3,7 +3,7 @@
 An image is the sequence [class token, p_0, ..., p_63]: the class token (ids 17..26) opens the
 sequence and acts as BOS, then the 64 pixels of the 8x8 digit in raster order, each one of 17 grey
 levels (ids 0..16). The model is a stock transformers `LlamaForCausalLM` (multi-head attention,
-4 layers, d=128), so the pruning code that works on LLaMA works on it unchanged: the small-scale
+4 layers, d=64), so the pruning code that works on LLaMA works on it unchanged: the small-scale
 analogue of the paper's LlamaGen experiments. Trained here on scikit-learn's digits (80/20 split).
 
 Reported: held-out bits/dim (NLL of the 64 pixel tokens in bits, per pixel) and the sample score
@@ -29,18 +29,18 @@ VOCAB = LEVELS + CLASSES
 
 @dataclass(frozen=True)
 class PixelARConfig:
-    hidden_size: int = 128
-    intermediate_size: int = 344
+    hidden_size: int = 64
+    intermediate_size: int = 172
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
-    steps: int = 700
-    batch_size: int = 64
+    steps: int = 600
+    batch_size: int = 32
     lr: float = 3e-3
     warmup: int = 50
     weight_decay: float = 0.05
 
 
-SMALL = PixelARConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, steps=30)
+SMALL = PixelARConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, steps=30, batch_size=16)
 
 
 def encode(levels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,7 @@ def load_pixel_ar(path: str | Path | None = None):
 
 
 register_model(ZooSpec(
-    name="pixel-ar", size="~0.9M params (LLaMA, 4 layers, d=128, 4 heads, 65-token sequences)",
+    name="pixel-ar", size="~0.2M params (LLaMA, 4 layers, d=64, 4 heads, 65-token sequences)",
     data="digits (scikit-learn), 17 grey levels",
     description="class-conditional pixel-token image generator; the image AR model pruned by `prune`.",
     builder=build_pixel_ar,
