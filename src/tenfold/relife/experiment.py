@@ -192,14 +192,15 @@ def _plot(metrics: dict, models: tuple[str, ...], out: Path) -> str:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), sharey=False)
     for ax, (title, table) in zip(np.atleast_1d(axes), panels, strict=True):
         vals = [table[m]["ndcg@5"] for m in models]
+        errs = [table[m].get("ndcg@5_se", 0.0) for m in models]
         colors = ["tab:red" if m == "relife" else "tab:orange" if m.startswith("relife") else "tab:gray" for m in models]
-        ax.bar(range(len(models)), vals, color=colors)
+        ax.bar(range(len(models)), vals, yerr=errs, capsize=2, color=colors)
         ax.set_xticks(range(len(models)), models, rotation=60, ha="right", fontsize=8)
-        lo, hi = min(vals), max(vals)
-        ax.set_ylim(lo - 0.1 * (hi - lo + 1e-3) - 0.01, hi + 0.1 * (hi - lo + 1e-3) + 0.01)
+        lo, hi = min(v - e for v, e in zip(vals, errs, strict=True)), max(v + e for v, e in zip(vals, errs, strict=True))
+        ax.set_ylim(lo - 0.05 * (hi - lo + 1e-3), hi + 0.05 * (hi - lo + 1e-3))
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("NDCG@5")
-    fig.suptitle("RELIFE vs re-ranking baselines (quick profile)", fontsize=10)
+    fig.suptitle("RELIFE vs re-ranking baselines: NDCG@5, error bars = 1 standard error over test lists", fontsize=10)
     return save_figure(fig, out / "relife_ndcg5.png")
 
 
