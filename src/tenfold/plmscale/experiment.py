@@ -68,7 +68,7 @@ def _plots(out: Path, summaries: dict, runs_by_obj: dict) -> list[str]:
 
     names = []
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, (obj, runs) in zip(axes, runs_by_obj.items()):
+    for ax, (obj, runs) in zip(axes, runs_by_obj.items(), strict=False):
         s = summaries[obj]
         for g in s["budgets"]:
             sub = runs[np.isclose(np.log(runs["flops"]), np.log(g["flops"]), atol=0.05)]

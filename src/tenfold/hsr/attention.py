@@ -1,0 +1,173 @@
+"""ReLU^alpha and top-r softmax attention through a half-space reporting index (Chen et al. 2024).
+
+ReLU attention (paper Def. "ReLU attention", Sec. 3): for a query q and keys k_i,
+    w_i = ReLU(scale * <q, k_i> - b)^alpha,   out = sum_i w_i v_i / sum_i w_i,
+so only keys with <scale * q, k_i> > b contribute: one half-space query finds them all (Sec. 4, ReLU
+generation decoding) and the output equals the dense one to float round-off.
+
+Softmax attention (Sec. 4, softmax generation decoding): the index reports the "massively
+activated" keys (score above a threshold, or the top r); softmax is taken over them only and the
+error is bounded without touching the rest (App. G): if every unreported score is <= t, the unreported
+softmax mass tau satisfies tau <= (n - r) e^t / (S_R + (n - r) e^t) with S_R the reported mass, and
+|out - out_R|_inf <= 2 tau max|V| (out - out_R = tau (mean_tail - mean_head)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from tenfold.core.errors import InputError
+from tenfold.hsr.index import HalfSpaceIndex
+
+
+def _validate(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, alpha: float | None = None) -> None:
+    if K.dim() != 2 or K.shape[0] == 0:
+        raise InputError(f"keys must be a non-empty (n, d) tensor, got shape {tuple(K.shape)}")
+    if V.dim() != 2 or V.shape[0] != K.shape[0]:
+        raise InputError(f"values must be (n, d_v) with n = {K.shape[0]} keys, got {tuple(V.shape)}")
+    if q.shape[-1] != K.shape[1] or q.dim() not in (1, 2):
+        raise InputError(f"query dimension {q.shape[-1]} (shape {tuple(q.shape)}) does not match key dimension {K.shape[1]}")
+    for name, t in (("query", q), ("keys", K), ("values", V)):
+        if t.dtype in (torch.float16, torch.bfloat16):
+            raise InputError(f"{name} are {t.dtype}: HSR bounds need float32 or float64; cast with .float() "
+                             "(the output can be cast back)")
+        if not torch.isfinite(t).all():
+            raise InputError(f"{name} contain NaN or inf")
+    if alpha is not None and (alpha < 1 or alpha != int(alpha)):
+        raise InputError(f"alpha must be a positive integer (ReLU^alpha, alpha in N_+), got {alpha}")
+
+
+def relu_weights(scores: torch.Tensor, bias: float, alpha: int) -> torch.Tensor:
+    """ReLU(s - b)^alpha."""
+    return torch.relu(scores - bias) ** int(alpha)
+
+
+@dataclass
+class AttentionStats:
+    """What a call touched: reported keys per query, and whether it fell back to the dense path."""
+
+    reported: list[int]
+    n: int
+    dense_fallback: bool = False
+
+    @property
+    def touched_fraction(self) -> float:
+        return sum(self.reported) / max(1, self.n * len(self.reported))
+
+
+def relu_attention(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, alpha: int = 1, bias: float = 0.0,
+                   index: HalfSpaceIndex | bool | None = None, scale: float | None = None,
+                   dense_fraction: float = 0.5, return_stats: bool = False):
+    """ReLU^alpha attention out = sum_i w_i v_i / sum_i w_i, w_i = ReLU(scale <q, k_i> - bias)^alpha.
+
+    q: (d,) or (m, d). `index`: None for the dense computation, True to build a HalfSpaceIndex over K,
+    or a prebuilt index over K; with it only reported keys are touched. When more than `dense_fraction`
+    of the keys qualify (a bias so low that most keys do), it falls back to dense and says so in the
+    stats. A query with no qualifying key outputs zeros (0/0 is defined as 0 here).
+    """
+    _validate(q, K, V, alpha)
+    scale = 1.0 / math.sqrt(K.shape[1]) if scale is None else scale
+    Q = q.unsqueeze(0) if q.dim() == 1 else q
+    stats = AttentionStats([], K.shape[0])
+    if index is None or index is False:
+        out = _relu_dense(Q, K, V, alpha, bias, scale)
+        stats.reported = [K.shape[0]] * len(Q)
+    else:
+        if index is True:
+            index = HalfSpaceIndex(K)
+        if len(index) != K.shape[0]:
+            raise InputError(f"the index holds {len(index)} keys but K has {K.shape[0]}: rebuild or append to it")
+        out = torch.zeros(len(Q), V.shape[1], dtype=V.dtype, device=V.device)
+        for i, qi in enumerate(Q):
+            ids = index.query(scale * qi, bias)  # half-space {k : <scale q, k> > b}
+            stats.reported.append(len(ids))
+            if len(ids) > dense_fraction * K.shape[0]:
+                stats.dense_fallback = True
+                out[i] = _relu_dense(qi[None], K, V, alpha, bias, scale)[0]
+                continue
+            if len(ids):
+                w = relu_weights(scale * (K[ids] @ qi), bias, alpha)
+                out[i] = (w @ V[ids]) / w.sum()
+    out = out[0] if q.dim() == 1 else out
+    return (out, stats) if return_stats else out
+
+
+def _relu_dense(Q, K, V, alpha, bias, scale):
+    w = relu_weights(scale * (Q @ K.T), bias, alpha)  # (m, n)
+    total = w.sum(1, keepdim=True)
+    return torch.where(total > 0, (w @ V) / total.clamp_min(torch.finfo(w.dtype).tiny), torch.zeros((), dtype=V.dtype))
+
+
+@dataclass
+class TopRResult:
+    out: torch.Tensor  # (d_v,) or (m, d_v)
+    bound: torch.Tensor  # bound on |out - dense|_inf per query (App. G style, computed from reported keys only)
+    tail_mass_bound: torch.Tensor  # bound on the unreported softmax mass per query
+    reported: list[int]
+
+
+def softmax_attention_topr(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, r: int | None = None,
+                           threshold: float | None = None, index: HalfSpaceIndex | bool | None = None,
+                           scale: float | None = None) -> TopRResult:
+    """Softmax over the reported "massively activated" keys only, with the error bound beside it.
+
+    Give `threshold` (report keys with scale <q, k> > threshold through the index) or `r` (the r largest
+    scores; with an index the threshold is lowered until at least r keys are reported).
+    """
+    _validate(q, K, V)
+    if (r is None) == (threshold is None):
+        raise InputError("give exactly one of r or threshold")
+    if r is not None and not (1 <= r <= K.shape[0]):
+        raise InputError(f"r must be in [1, {K.shape[0]}], got {r}")
+    scale = 1.0 / math.sqrt(K.shape[1]) if scale is None else scale
+    Q = q.unsqueeze(0) if q.dim() == 1 else q
+    if index is True:
+        index = HalfSpaceIndex(K)
+    n, vmax = K.shape[0], V.abs().max()
+    outs, bounds, taus, reported = [], [], [], []
+    for qi in Q:
+        ids, t = _report(qi, K, r, threshold, index, scale)
+        s = scale * (K[ids] @ qi)
+        m = s.max()
+        p = torch.exp(s - m)
+        outs.append((p @ V[ids]) / p.sum())
+        rest = n - len(ids)
+        tail = rest * torch.exp(torch.as_tensor(t, dtype=s.dtype) - m) if rest else torch.zeros((), dtype=s.dtype)
+        tau = tail / (p.sum() + tail)
+        taus.append(tau)
+        bounds.append(2 * tau * vmax)
+        reported.append(len(ids))
+    out = torch.stack(outs)
+    return TopRResult(out[0] if q.dim() == 1 else out, torch.stack(bounds), torch.stack(taus), reported)
+
+
+def _report(qi, K, r, threshold, index, scale) -> tuple[torch.Tensor, float]:
+    """(ids of the reported keys, t) with every unreported score <= t."""
+    if threshold is not None:
+        ids = index.query(scale * qi, threshold) if index is not None else torch.nonzero(scale * (K @ qi) > threshold).flatten()
+        if len(ids) == 0:  # nothing above the threshold: fall back to the single best key (a scan)
+            ids = (K @ qi).argmax().view(1)
+        return ids, float(threshold)
+    if index is None:  # top-r by a full scan
+        s = scale * (K @ qi)
+        top = s.topk(r)
+        rest = s.topk(r + 1).values[-1] if r < len(s) else top.values[-1]
+        return top.indices, float(rest)
+    # with an index: lower the threshold from the largest possible score until r keys are reported
+    hi = float(scale * qi.norm() * index_max_norm(index))
+    step = hi / 8 if hi > 0 else 1.0
+    t = hi
+    while True:
+        t -= step
+        ids = index.query(scale * qi, t)
+        if len(ids) >= r or t < -hi:
+            return ids, t
+        step *= 2
+
+
+def index_max_norm(index: HalfSpaceIndex) -> float:
+    return float(max([tr.keys.norm(dim=1).max() for tr in index.trees] +
+                     ([index._buffer.norm(dim=1).max()] if len(index._buffer) else [])))
