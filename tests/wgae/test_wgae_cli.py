@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from tenfold.wgae.cli import app
@@ -58,3 +59,12 @@ def test_reproduce_tiny_profile_writes_metrics_claims_and_plots(tmp_path):
     for art in result.artifacts:
         assert (tmp_path / art).is_file()
     assert any("synthetic" in n for n in result.notes)
+
+
+@pytest.mark.slow
+def test_quick_profile_end_to_end(tmp_path):
+    from tenfold.wgae.experiment import reproduce
+
+    result = reproduce("quick", 0, tmp_path)
+    assert result.metrics["topic_match"] > result.metrics["topic_match_random"]
+    assert all(0.5 < result.metrics[m]["auc"] <= 1 for m in ("vgae", "wgcae", "wgaae", "gpgbn-gibbs"))
