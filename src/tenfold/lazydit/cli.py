@@ -74,7 +74,7 @@ def train_gates_cmd(
     iters: int = typer.Option(300, help="Training iterations."),
     batch: int = typer.Option(64, help="Batch size."),
     lr: float = typer.Option(1e-2, help="AdamW learning rate."),
-    rho: float = typer.Option(1e-3, help="Laziness penalty ratio (MHSA and feedforward)."),
+    rho: float = typer.Option(1e-4, help="Laziness penalty ratio (MHSA and feedforward)."),
     threshold: float = typer.Option(0.5, help="Skip threshold on s, in (0, 1)."),
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
     checkpoint_dir: Path = typer.Option(None, help="Save progress here and resume from it."),
