@@ -103,7 +103,7 @@ def sweep(
     layers: str = typer.Option("1,2,4,8", help="Comma-separated L values."),
     train_depth: int = typer.Option(2, help="Train on depths 1..D_train."),
     test_depth: int = typer.Option(6, help="Test on depths 1..D_test."),
-    steps: int = typer.Option(200, help="Training steps per model."),
+    steps: int = typer.Option(300, help="Training steps per model."),
     seed: int = typer.Option(0, help="Seed."),
     out: Path = typer.Option(Path("rope-sweep"), help="Folder for sweep.json and the heat-map."),
 ) -> None:

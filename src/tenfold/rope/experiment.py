@@ -49,7 +49,7 @@ def _heatmaps(acc: dict, layers: list[str], depths: list[str], train_depth: int,
                xlabel="formula depth", title=pos)
     np.atleast_1d(axes)[0].set_ylabel("layers L")
     fig.colorbar(im, ax=axes, shrink=0.8)
-    fig.suptitle(title + " (red line: training depth)", fontsize=9)
+    fig.suptitle(title + " (red line: training depth)", fontsize=9, y=1.04)
     return save_figure(fig, path)
 
 

@@ -27,7 +27,7 @@ class SweepConfig:
     n_test_per_depth: int = 100
     d_model: int = 32
     n_heads: int = 2
-    train: TrainConfig = TrainConfig(steps=200, batch=48)
+    train: TrainConfig = TrainConfig(steps=300, batch=48)
     seed: int = 0
 
 
