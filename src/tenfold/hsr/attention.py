@@ -156,18 +156,19 @@ def _report(qi, K, r, threshold, index, scale) -> tuple[torch.Tensor, float]:
         top = s.topk(r)
         rest = s.topk(r + 1).values[-1] if r < len(s) else top.values[-1]
         return top.indices, float(rest)
-    # with an index: lower the threshold from the largest possible score until r keys are reported
-    hi = float(scale * qi.norm() * index_max_norm(index))
-    step = hi / 8 if hi > 0 else 1.0
-    t = hi
+    # with an index: a threshold from the scores of a strided sample of keys, lowered until >= r qualify
+    sample = scale * (K[:: max(1, len(K) // 1024)] @ qi)
+    frac = min(1.0, 1.5 * r / len(K))
     while True:
-        t -= step
+        t = float(torch.quantile(sample, 1.0 - frac)) if frac < 1.0 else float(sample.min()) - 1.0
         ids = index.query(scale * qi, t)
-        if len(ids) >= r or t < -hi:
-            return ids, t
-        step *= 2
-
-
-def index_max_norm(index: HalfSpaceIndex) -> float:
-    return float(max([tr.keys.norm(dim=1).max() for tr in index.trees] +
-                     ([index._buffer.norm(dim=1).max()] if len(index._buffer) else [])))
+        if len(ids) >= r or frac >= 1.0:
+            break
+        frac = min(1.0, 2 * frac)
+    if len(ids) > r:  # keep the r largest; the (r+1)-th reported score bounds everything left out
+        s = scale * (K[ids] @ qi)
+        top = s.topk(r + 1)
+        return ids[top.indices[:r]], float(top.values[r])
+    if len(ids) < r:  # fewer keys than r above the lowest threshold: every key is reported
+        return torch.arange(len(K)), t
+    return ids, t

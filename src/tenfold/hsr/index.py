@@ -186,9 +186,8 @@ def _query_tree(t: _Tree, q: torch.Tensor, b: float) -> tuple[torch.Tensor, int]
         if level < levels:
             lower = lo[keep] @ qp + hi[keep] @ qn  # min over the box
             inside = lower > b + margin
-            size = t.keys.shape[0] >> level
-            for node in active[inside].tolist():
-                whole.append(t.ids[node * size: (node + 1) * size])
+            if inside.any():  # whole subtrees inside the half-space: report their ids without dot products
+                whole.append(t.ids.view(1 << level, -1)[active[inside]].flatten())
             active = active[~inside]
             active = torch.stack([2 * active, 2 * active + 1], 1).flatten()
         if len(active) == 0:
