@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from tenfold.core.runtime import pick_device
 from tenfold.rope.model import FormulaTransformer, ModelConfig, default_loops
 from tenfold.rope.tasks import Instance, dataset
 from tenfold.rope.training import TrainConfig, accuracy, train_model
@@ -41,7 +42,7 @@ def data(cfg: SweepConfig) -> tuple[list[Instance], dict[int, list[Instance]]]:
 def fit(cfg: SweepConfig, vocab: Vocab, train: list[Instance], position: str, layers: int, looped: bool = False,
         cot: bool = False) -> FormulaTransformer:
     model = FormulaTransformer(ModelConfig(len(vocab), cfg.d_model, cfg.n_heads, layers, 2 * cfg.d_model,
-                                           position=position, looped=looped), seed=cfg.seed)
+                                           position=position, looped=looped), seed=cfg.seed).to(pick_device())
     loops = (lambda b: default_loops(max(i.depth for i in b))) if looped else None
     train_model(model, train, vocab, replace(cfg.train, cot=cot, seed=cfg.seed), loops=loops,
                 desc=f"{cfg.task} {position} L={layers}{' looped' if looped else ''}{' cot' if cot else ''}")

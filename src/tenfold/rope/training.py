@@ -65,7 +65,9 @@ def train_model(model: FormulaTransformer, data: list[Instance], vocab: Vocab, c
     for _ in progress(range(cfg.steps), desc=desc):
         batch = rng.sample(data, min(cfg.batch, len(data)))
         ids, labels = encode_batch(batch, vocab, cfg.cot)
-        logits = model(ids, loops(batch) if loops else None)
+        device = model.embed.weight.device
+        logits = model(ids.to(device), loops(batch) if loops else None)
+        labels = labels.to(device)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
         opt.zero_grad()
         loss.backward()
@@ -88,7 +90,7 @@ def accuracy(model: FormulaTransformer, data: list[Instance], vocab: Vocab, cot:
     try:
         for i in range(0, len(data), batch):
             chunk = data[i : i + batch]
-            ids, labels = encode_batch(chunk, vocab, cot)
+            ids = encode_batch(chunk, vocab, cot)[0].to(model.embed.weight.device)
             starts = [len(x.tokens) for x in chunk]
             lengths = [len(targets(x, cot)) for x in chunk]
             for step in range(max(lengths)):
@@ -97,7 +99,7 @@ def accuracy(model: FormulaTransformer, data: list[Instance], vocab: Vocab, cot:
                     if step < lengths[b] and start + step + 1 < ids.shape[1]:
                         ids[b, start + step + 1] = pred[b, start + step]  # feed back the generated value
                     if step == lengths[b] - 1:
-                        correct += int(pred[b, start + step] == vocab.value_id(chunk[b].answer))
+                        correct += int(pred[b, start + step].item() == vocab.value_id(chunk[b].answer))
                 if not cot:
                     break
     finally:
