@@ -52,3 +52,18 @@ def test_training_is_deterministic_and_finite():
     b, hb = train_gccad(graphs, GCCADConfig(hidden=4, epochs=3, lr=1e-2), seed=0)
     assert ha == hb and all(math.isfinite(h) for h in ha)
     assert torch.equal(a.scores(graphs[0]), b.scores(graphs[0]))
+
+
+def test_batched_graphs_give_the_same_states_and_mean_loss_as_one_by_one():
+    from tenfold.ind.gccad import GraphBatch, gccad_loss
+
+    graphs = [_graph(i, n) for i, n in ((0, 8), (1, 6), (2, 7))]
+    model = GCCAD(6, GCCADConfig(hidden=4)).eval()  # eval: deterministic edge sampling, no dropout
+    with torch.no_grad():
+        xb, cb, _ = model(GraphBatch.of(graphs))
+        singles = [model(g) for g in graphs]
+        assert torch.allclose(xb, torch.cat([s[0] for s in singles]), atol=1e-5)
+        assert torch.allclose(cb, torch.cat([s[1] for s in singles]), atol=1e-5)
+        batched = gccad_loss(model, GraphBatch.of(graphs)).item()
+        one_by_one = sum(gccad_loss(model, g).item() for g in graphs) / len(graphs)
+    assert abs(batched - one_by_one) < 1e-5

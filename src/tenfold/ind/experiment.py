@@ -32,13 +32,14 @@ class Profile:
     max_profile: int
     repeats: int
     papers: tuple[int, int] = (16, 36)
+    graphs_per_step: int = 8
 
 
 PROFILES = {
     # CPU, ~3 min on 2 idle cores: small LM steps with larger learning rates than the paper's GPU recipe
-    "quick": Profile(40, 16, "tiny-lm", (60, 60, 60), (1e-3, 1e-3, 1e-3), 30, 30, 20, 2),
+    "quick": Profile(40, 16, "tiny-lm", (60, 60, 60), (1e-3, 1e-3, 1e-3), 40, 30, 20, 2),
     # GPU / a long night: the paper's learning rates, more authors and steps
-    "full": Profile(400, 100, "tiny-lm", (600, 600, 200), (1e-4, 5e-5, 5e-5), 50, 50, 300, 4),
+    "full": Profile(400, 100, "tiny-lm", (600, 600, 200), (1e-4, 5e-5, 5e-5), 50, 50, 300, 4, (16, 36), 1),
     # seconds: for tests only
     "tiny": Profile(6, 3, "tiny-lm", (2, 2, 2), (1e-3, 1e-3, 1e-3), 1, 1, 6, 1, (8, 12)),
 }
@@ -56,7 +57,8 @@ def detector_config(p: Profile, lm: str | None = None):
     from tenfold.ind.pipeline import DetectorConfig
 
     stages = tuple(StageConfig(s, lr, "cosine" if i == 0 else "constant") for i, (s, lr) in enumerate(zip(p.steps, p.lrs, strict=True)))
-    return DetectorConfig(lm=lm or p.lm, gccad=GCCADConfig(epochs=p.gccad_epochs, lr=3e-3),
+    gccad = GCCADConfig(epochs=p.gccad_epochs, lr=5e-3, graphs_per_step=p.graphs_per_step)
+    return DetectorConfig(lm=lm or p.lm, gccad=gccad,
                           mind=MindConfig(max_profile=p.max_profile, max_length=4096, repeats=p.repeats, stages=stages))
 
 
