@@ -137,7 +137,7 @@ def bench(profile: str, seed: int, out: Path) -> Result:
     eta, T = theory_step_size(task.d, task.n), prof.T_sweep
     model = gd_construction(task.d, task.m, eta)
     times = {}
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(1):
         for name, fn in (("looped_construction", lambda: model.predict(p, T)), ("gd_reference", lambda: gd_predict(p, T, eta)),
                          ("least_squares", lambda: least_squares_predict(p))):
             fn()
@@ -147,9 +147,10 @@ def bench(profile: str, seed: int, out: Path) -> Result:
     result = Result(method="looped", kind="bench", paper=PAPER, profile=profile, seed=seed,
                     config={"task": vars(task), "T": T, "prompts": prof.test * 4},
                     metrics={"seconds": times, "prompts_per_second": {k: prof.test * 4 / v for k, v in times.items()}})
-    result.claim("looped_not_slower_than_gd_loop", "the batched looped forward is no slower than the explicit GD loop",
-                 times["looped_construction"], times["gd_reference"] * 1.5, "GD reference x1.5", "lower")
-    result.notes = ["synthetic data; CPU timings on a shared machine are noisy."]
+    result.metrics["looped_over_gd_time"] = times["looped_construction"] / times["gd_reference"]
+    result.notes = ["synthetic data; CPU timings on a shared machine are noisy.",
+                    "a loop of the transformer updates the whole (d+m) x (n+1) token matrix, O((d+m)^2 n) work, "
+                    "while explicit GD updates W only, O(m d n): the looped model is expected to be slower."]
     return result
 
 
