@@ -79,3 +79,22 @@ def test_bad_config_and_vocabulary_errors():
         ModelConfig(10, position="sinusoid")
     with pytest.raises(InputError, match="token 'xor' is not in the boolean vocabulary"):
         Vocab.build("boolean").ids(["and", "xor"])
+
+
+def test_alibi_attention_weights_decay_with_distance_as_softmax_of_minus_slope_times_distance():
+    from tenfold.rope.model import Attention
+
+    cfg = ModelConfig(10, 4, 2, 1, 8, position="alibi")
+    attn = Attention(cfg)
+    with torch.no_grad():  # q = k = 0 and v = x, out = identity: the weights come from the bias alone
+        attn.qkv.weight.zero_()
+        attn.qkv.weight[8:] = torch.eye(4)
+        attn.out.weight.copy_(torch.eye(4))
+    x = torch.randn(1, 6, 4)
+    y = attn(x)
+    slopes = alibi_slopes(2)
+    for h in range(2):
+        for i in range(6):
+            w = torch.softmax(-slopes[h] * (i - torch.arange(i + 1)).float(), 0)
+            ref = (w[:, None] * x[0, : i + 1, 2 * h : 2 * h + 2]).sum(0)
+            assert torch.allclose(y[0, i, 2 * h : 2 * h + 2], ref, atol=1e-6)
