@@ -23,7 +23,10 @@ from tenfold.core.errors import InputError
 from tenfold.hsr.index import HalfSpaceIndex
 
 
-def _validate(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, alpha: float | None = None) -> None:
+def _validate(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, alpha: float | None = None,
+              scan_keys: bool = True) -> None:
+    """Shapes, dtypes and finiteness; `scan_keys=False` skips the O(n d) scan of K and V (a prebuilt
+    index already checked its keys), so a decoding step stays sublinear."""
     if K.dim() != 2 or K.shape[0] == 0:
         raise InputError(f"keys must be a non-empty (n, d) tensor, got shape {tuple(K.shape)}")
     if V.dim() != 2 or V.shape[0] != K.shape[0]:
@@ -34,7 +37,7 @@ def _validate(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, alpha: float | 
         if t.dtype in (torch.float16, torch.bfloat16):
             raise InputError(f"{name} are {t.dtype}: HSR bounds need float32 or float64; cast with .float() "
                              "(the output can be cast back)")
-        if not torch.isfinite(t).all():
+        if (scan_keys or name == "query") and not torch.isfinite(t).all():
             raise InputError(f"{name} contain NaN or inf")
     if alpha is not None and (alpha < 1 or alpha != int(alpha)):
         raise InputError(f"alpha must be a positive integer (ReLU^alpha, alpha in N_+), got {alpha}")
@@ -68,7 +71,7 @@ def relu_attention(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, alpha: int
     of the keys qualify (a bias so low that most keys do), it falls back to dense and says so in the
     stats. A query with no qualifying key outputs zeros (0/0 is defined as 0 here).
     """
-    _validate(q, K, V, alpha)
+    _validate(q, K, V, alpha, scan_keys=not isinstance(index, HalfSpaceIndex))
     scale = 1.0 / math.sqrt(K.shape[1]) if scale is None else scale
     Q = q.unsqueeze(0) if q.dim() == 1 else q
     stats = AttentionStats([], K.shape[0])
@@ -117,7 +120,7 @@ def softmax_attention_topr(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, r:
     Give `threshold` (report keys with scale <q, k> > threshold through the index) or `r` (the r largest
     scores; with an index the threshold is lowered until at least r keys are reported).
     """
-    _validate(q, K, V)
+    _validate(q, K, V, scan_keys=not isinstance(index, HalfSpaceIndex))
     if (r is None) == (threshold is None):
         raise InputError("give exactly one of r or threshold")
     if r is not None and not (1 <= r <= K.shape[0]):

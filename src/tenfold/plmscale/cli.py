@@ -108,7 +108,7 @@ def sweep(
     out: Path = typer.Option(Path("plmscale-sweep/runs.csv"), help="Runs CSV (appended to; rerun to resume)."),
     fasta: Path = typer.Option(None, help="Protein FASTA file (default: the UniProt sample of mmseqs2-examples)."),
     budgets: str = typer.Option("1e10,3e10,1e11", help="Comma-separated FLOP budgets."),
-    shapes: str = typer.Option("24x1,32x2,48x2,64x2", help="Comma-separated model shapes HIDDENxLAYERS."),
+    shapes: str = typer.Option("16x1,24x1,32x2,48x2", help="Comma-separated model shapes HIDDENxLAYERS."),
     objectives: str = typer.Option("clm,mlm", help="clm, mlm or both."),
     max_sequences: int = typer.Option(None, help="Use only the first N sequences."),
     seed: int = typer.Option(0, help="Seed."),

@@ -71,7 +71,8 @@ def _plots(out: Path, summaries: dict, runs_by_obj: dict) -> list[str]:
     for ax, (obj, runs) in zip(axes, runs_by_obj.items(), strict=False):
         s = summaries[obj]
         for g in s["budgets"]:
-            sub = runs[np.isclose(np.log(runs["flops"]), np.log(g["flops"]), atol=0.05)]
+            sub = runs[runs["budget"] == g["flops"]] if "budget" in runs.columns else \
+                runs[np.isclose(np.log(runs["flops"]), np.log(g["flops"]), atol=0.05)]
             line = ax.plot(sub["params"], sub["loss"], "o", label=f"C={g['flops']:.1e}")[0]
             if g["parabola"]:
                 x = np.linspace(np.log(sub["params"].min()), np.log(sub["params"].max()), 50)
@@ -111,11 +112,14 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
 
     out = Path(out)
     cfg = replace(SweepConfig(seed=seed), **({} if profile == "quick" else {
-        "budgets": (1e11, 3e11, 1e12, 3e12), "shapes": ((24, 1), (32, 2), (48, 2), (64, 2), (96, 3), (128, 4))}))
+        "budgets": (1e11, 3e11, 1e12, 3e12), "shapes": ((16, 1), (24, 1), (32, 2), (48, 2), (64, 2), (96, 3))}))
     n_boot = 100 if profile == "quick" else 1000
     proteins = load_proteins()
     rows = run_sweep(proteins, out / "runs.csv", cfg)
     frame = pd.DataFrame(rows)
+    wanted = {(int(h), int(layer)) for h, layer in cfg.shapes}  # a reused runs.csv may hold other shapes
+    frame = frame[[(int(h), int(layer)) in wanted and b in cfg.budgets
+                   for h, layer, b in zip(frame["hidden"], frame["layers"], frame["budget"], strict=True)]]
     paper = paper_coefficients()
     summaries, runs_by_obj = {}, {}
     for obj in cfg.objectives:

@@ -56,6 +56,8 @@ def load_runs(source, drop_highest_loss: int = 0):
     if "flops" not in cols:
         cols["flops"] = 6.0 * cols["params"] * cols["tokens"]
     runs = pd.DataFrame({k: cols[k].to_numpy() for k in ("params", "tokens", "flops", "loss")})
+    if "budget" in frame.columns:  # a sweep's nominal IsoFLOP budget (actual FLOPs differ by step rounding)
+        runs["budget"] = frame["budget"].astype(float).to_numpy()
     for k in runs.columns:
         bad = runs.index[~(np.isfinite(runs[k]) & (runs[k] > 0))]
         if len(bad):
@@ -237,7 +239,9 @@ def fit_power_law(x, y) -> PowerLaw:
 
 
 def budget_groups(runs, rel_tol: float = 0.05) -> np.ndarray:
-    """Group runs into IsoFLOP budgets: runs whose FLOPs agree within `rel_tol` share a budget."""
+    """Group runs into IsoFLOP budgets: the `budget` column when present, else FLOPs within `rel_tol`."""
+    if "budget" in runs.columns:
+        return np.unique(runs["budget"].to_numpy(), return_inverse=True)[1]
     logc = np.log(runs["flops"].to_numpy())
     order = np.argsort(logc)
     labels = np.empty(len(logc), dtype=int)
@@ -298,7 +302,7 @@ def fit_isoflop(runs, rel_tol: float = 0.05) -> IsoFlopFit:
     budgets = []
     for g in np.unique(labels):
         sub = runs[labels == g]
-        c = float(np.exp(np.log(sub["flops"]).mean()))
+        c = float(sub["budget"].iloc[0]) if "budget" in sub.columns else float(np.exp(np.log(sub["flops"]).mean()))
         n_opt, l_min, parabola = isoflop_minimum(sub["params"].to_numpy(), sub["loss"].to_numpy())
         budgets.append({"flops": c, "n_opt": n_opt, "d_opt": c / (6 * n_opt), "loss_min": l_min,
                         "parabola": parabola, "runs": int(len(sub))})

@@ -81,7 +81,7 @@ class SweepConfig:
     """Defaults: the quick profile on 2 CPU cores (budgets far below the paper's 1e18..1e21)."""
 
     budgets: tuple[float, ...] = (1e10, 3e10, 1e11)
-    shapes: tuple[tuple[int, int], ...] = ((24, 1), (32, 2), (48, 2), (64, 2))  # (hidden, layers)
+    shapes: tuple[tuple[int, int], ...] = ((16, 1), (24, 1), (32, 2), (48, 2))  # (hidden, layers)
     objectives: tuple[str, ...] = OBJECTIVES
     seq_len: int = 128
     batch_size: int = 16
