@@ -74,3 +74,18 @@ def test_tiny_reproduce_writes_every_method_claims_and_plots(small_dit, small_cl
     for name in result.artifacts:
         assert (tmp_path / name).is_file()
     result.write(tmp_path)
+
+
+def test_tiny_dit_is_registered_in_the_zoo():
+    from tenfold.zoo.registry import get_model
+
+    assert "DiT" in get_model("tiny-dit").description
+
+
+@pytest.mark.slow
+def test_quick_reproduce_end_to_end(tmp_path):
+    from tenfold.lazydit.experiment import reproduce
+
+    result = reproduce("quick", 0, tmp_path)
+    assert set(result.metrics["methods"]) == {"ddim", "ddim-fewer", "static-cache", "l2c", "lazydit"}
+    assert result.metrics["methods"]["ddim"]["class_acc"] > 0.8  # the zoo DiT draws recognisable digits
