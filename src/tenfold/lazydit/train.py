@@ -81,13 +81,13 @@ def train_gates(model: torch.nn.Module, scheduler, policy: torch.nn.Module, imag
             x0, y = images[idx].to(device), labels[idx].to(device)
             i = int(torch.randint(steps - 1, (1,), generator=g))
             noise = torch.randn(x0.shape, generator=g).to(device)
-            t, t_next = timesteps[i], timesteps[i + 1]
+            t, t_next = timesteps[i].to(device), timesteps[i + 1].to(device)
             ctl.reset()
             with torch.no_grad():
                 ctl.mode, ctl.step = "record", i
                 x_t = scheduler.add_noise(x0, noise, t.expand(len(x0)))
                 eps = model(x_t, timestep=t.expand(len(x0)), class_labels=y).sample
-                x_next = scheduler.step(eps, t, x_t, eta=0.0).prev_sample
+                x_next = scheduler.step(eps, int(t), x_t, eta=0.0).prev_sample
                 ctl.mode = "plain"
                 target = model(x_next, timestep=t_next.expand(len(x0)), class_labels=y).sample
             ctl.mode, ctl.step = "soft", i + 1
