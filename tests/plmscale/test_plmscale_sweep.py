@@ -103,3 +103,11 @@ def test_cli_fit_rejects_csv_missing_columns(tmp_path):
     (tmp_path / "bad.csv").write_text("params,loss\n1e6,3.0\n")
     res = CliRunner().invoke(app, ["fit", str(tmp_path / "bad.csv")])
     assert res.exit_code != 0 and "lacks columns" in str(res.exception)
+
+
+def test_synthetic_protein_generator_is_seeded_and_in_alphabet():
+    from tenfold.data.fasta import ALPHABET, generate_proteins
+
+    a, b = generate_proteins(50, seed=3), generate_proteins(50, seed=3)
+    assert a.train == b.train and len(a.train) + len(a.valid) == 50
+    assert set("".join(a.train)) <= set(ALPHABET)
