@@ -126,9 +126,9 @@ def test_reproduce_smoke_profile_writes_every_metric(tiny_lm_dir, tmp_path):
     result = run_reproduce(PROFILES["smoke"], 0, tmp_path, "smoke", lm_dir=tiny_lm_dir, pixel_dir=tmp_path / "pix",
                            with_classifier=False)
     m = result.metrics
-    assert set(m["ppl"]) == {"dense", *VARIANTS} and set(m["ppl"]["numerical"]) == {"0.3", "0.5"}
+    assert set(m["ppl"]) == {"dense", *VARIANTS} and set(m["ppl"]["numerical"]) == {"0.5"}
     assert set(m["image_nll"]) == {"dense", *VARIANTS}
-    assert set(m["throughput_ratio"]) == {"0.3", "0.5"} and set(m["param_ratio"]) == {"0.3", "0.5"}
+    assert set(m["throughput_ratio"]) == {"0.5"} and 0 < m["param_ratio"]["0.5"] < 1
     assert set(m["prune_seconds"]) == set(VARIANTS)
     assert {c.id for c in result.claims} >= {"numerical_beats_every_baseline_at_0.5", "compensation_lowers_ppl_at_0.5"}
     assert all((tmp_path / a).is_file() for a in result.artifacts)

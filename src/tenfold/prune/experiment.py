@@ -39,7 +39,7 @@ class Setting:
 PROFILES = {
     "quick": Setting(),
     "full": Setting(calib_samples=128, eval_windows=400, image_samples_per_class=100, gen_repeats=10),
-    "smoke": Setting(ratios=(0.3, 0.5), calib_samples=4, seq_len=32, eval_windows=4, image_calib=16,
+    "smoke": Setting(ratios=(0.5,), calib_samples=4, seq_len=32, eval_windows=2, image_calib=16,
                      image_samples_per_class=2, gen_prompt=8, gen_new_tokens=8, gen_repeats=1),
 }
 

@@ -76,7 +76,7 @@ def sample(model, labels: torch.Tensor, generator: torch.Generator, temperature:
     out = []
     step_in = ids
     for _ in range(PIXELS):
-        logits = model(input_ids=step_in, past_key_values=cache, use_cache=True).logits[:, -1, :LEVELS].float()
+        logits = model(input_ids=step_in, cache=cache, use_cache=True).logits[:, -1, :LEVELS].float()
         probs = torch.softmax(logits / temperature, dim=-1).cpu()
         nxt = torch.multinomial(probs, 1, generator=generator)
         out.append(nxt)
