@@ -37,7 +37,7 @@ class Profile:
 
 PROFILES = {
     # CPU, ~3 min on 2 idle cores: small LM steps with larger learning rates than the paper's GPU recipe
-    "quick": Profile(40, 16, "tiny-lm", (60, 60, 60), (1e-3, 1e-3, 1e-3), 40, 30, 20, 2),
+    "quick": Profile(40, 16, "tiny-lm", (60, 60, 60), (5e-3, 3e-3, 3e-3), 40, 30, 20, 2),
     # GPU / a long night: the paper's learning rates, more authors and steps
     "full": Profile(400, 100, "tiny-lm", (600, 600, 200), (1e-4, 5e-5, 5e-5), 50, 50, 300, 4, (16, 36), 1),
     # seconds: for tests only
