@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tenfold.core.errors import InputError
@@ -12,6 +13,7 @@ from tenfold.ind.cli import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_cli_pipeline_generate_train_predict_evaluate(tmp_path, tiny_lm_dir):
     data, model, sub = tmp_path / "data", tmp_path / "model", tmp_path / "sub.json"
     r = runner.invoke(app, ["generate", "--out", str(data), "--train-authors", "4", "--valid-authors", "2", "--seed", "1"])
