@@ -18,12 +18,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -e '.[all,dev]'
 	@# recbole is only read for the MovieLens-100K files its wheel ships; its own deps are not needed.
 	$(PIP) install --no-deps recbole
-	@# Real English text for the zoo LM: the Python docs from Debian, when we are root with apt.
-	@if ! ls -d /usr/share/doc/python3*/html/_sources >/dev/null 2>&1; then \
+	@# Real data from Debian, when we are root with apt: the Python docs (English text for the zoo LM)
+	@# and mmseqs2-examples (20,007 UniProt protein sequences for plmscale). Without them the code
+	@# falls back to python-topics text and labelled synthetic proteins.
+	@missing=""; \
+	ls -d /usr/share/doc/python3*/html/_sources >/dev/null 2>&1 || missing="$$missing python3-doc"; \
+	test -f /usr/share/doc/mmseqs2/example-data/DB.fasta.gz || missing="$$missing mmseqs2-examples"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-doc >/dev/null) \
-	      || echo "note: python3-doc not installed; tiny-lm falls back to the python-topics corpus"; \
-	  else echo "note: not root with apt; tiny-lm uses the python-topics corpus (or --text PATH)"; fi; fi
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	      || echo "note: could not install$$missing; fallbacks (python-topics, synthetic proteins) are used"; \
+	  else echo "note: not root with apt; missing$$missing, fallbacks are used"; fi; fi
 	@touch $(STAMP)
 
 run: setup
