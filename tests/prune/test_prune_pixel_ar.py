@@ -7,7 +7,16 @@ import math
 import torch
 
 from tenfold.prune.pruner import prune
-from tenfold.zoo.pixel_ar import CLASSES, LEVELS, PIXELS, bits_per_dim, build_pixel_ar, encode, load_pixel_ar, sample
+from tenfold.zoo.pixel_ar import (
+    CLASSES,
+    LEVELS,
+    PIXELS,
+    bits_per_dim,
+    build_pixel_ar,
+    encode,
+    load_pixel_ar,
+    sample,
+)
 
 
 def test_encoding_puts_the_class_token_first_then_the_pixels():
