@@ -29,3 +29,13 @@ def _tiny_model(family: str, seed: int = 0):
 def tiny_model():
     """Factory: tiny_model(family) -> a fresh 2-layer model (llama, mistral, qwen2, opt, gpt2)."""
     return _tiny_model
+
+
+@pytest.fixture(scope="session")
+def small_pixel_dir(tmp_path_factory):
+    """A small pixel-ar model (2 layers, 30 steps), built once per session."""
+    from tenfold.zoo.pixel_ar import build_pixel_ar
+
+    folder = tmp_path_factory.mktemp("pixel-ar")
+    build_pixel_ar(folder, seed=0, small=True)
+    return folder

@@ -118,12 +118,9 @@ def test_cli_refuses_to_overwrite_the_input_model(tiny_lm_dir):
     assert res.exit_code != 0 and isinstance(res.exception, InputError)
 
 
-def test_reproduce_smoke_profile_writes_every_metric(tiny_lm_dir, tmp_path):
+def test_reproduce_smoke_profile_writes_every_metric(tiny_lm_dir, small_pixel_dir, tmp_path):
     from tenfold.prune.experiment import PROFILES, VARIANTS, run_reproduce
-    from tenfold.zoo.pixel_ar import build_pixel_ar
-
-    build_pixel_ar(tmp_path / "pix", seed=0, small=True)
-    result = run_reproduce(PROFILES["smoke"], 0, tmp_path, "smoke", lm_dir=tiny_lm_dir, pixel_dir=tmp_path / "pix",
+    result = run_reproduce(PROFILES["smoke"], 0, tmp_path, "smoke", lm_dir=tiny_lm_dir, pixel_dir=small_pixel_dir,
                            with_classifier=False)
     m = result.metrics
     assert set(m["ppl"]) == {"dense", *VARIANTS} and set(m["ppl"]["numerical"]) == {"0.5"}

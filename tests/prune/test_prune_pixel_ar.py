@@ -12,7 +12,6 @@ from tenfold.zoo.pixel_ar import (
     LEVELS,
     PIXELS,
     bits_per_dim,
-    build_pixel_ar,
     encode,
     load_pixel_ar,
     sample,
@@ -25,9 +24,8 @@ def test_encoding_puts_the_class_token_first_then_the_pixels():
     assert ids.shape == (1, 65) and ids[0, 0] == LEVELS + 3 and torch.equal(ids[0, 1:], levels.flatten())
 
 
-def test_pruned_pixel_model_scores_and_samples(tmp_path):
-    build_pixel_ar(tmp_path, seed=0, small=True)
-    model = load_pixel_ar(tmp_path)
+def test_pruned_pixel_model_scores_and_samples(small_pixel_dir):
+    model = load_pixel_ar(small_pixel_dir)
     from tenfold.zoo.pixel_ar import split_ids
 
     train, valid = split_ids(0)
