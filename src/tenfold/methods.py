@@ -30,7 +30,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper("rope", "Circuit Complexity Bounds for RoPE-based Transformer Architecture", "2411.07602"),
     Paper("plmscale", "Training Compute-Optimal Protein Language Models", "2411.02142"),
     Paper("relife", "Beyond Positive History: Re-ranking with List-level Hybrid Feedback (RELIFE)", "2410.20778"),
-    Paper("looped", "Looped Transformers Efficiently Learn In-context by Multi-step Gradient Descent", "2410.11268"),
+    Paper("looped", "Bypassing the Exponential Dependency: Looped Transformers Efficiently Learn In-context by Multi-step Gradient Descent", "2410.11268"),
     Paper("hsr", "HSR-Enhanced Sparse Attention Acceleration", "2410.10165"),
     Paper("wgae", "Graph Poisson Factor Analysis, GPGBN and Weibull Graph Auto-Encoders", "2410.09696"),
 )

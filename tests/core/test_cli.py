@@ -101,3 +101,32 @@ def test_reproduce_exits_0_when_every_implemented_method_ran(tmp_path, monkeypat
     res = CliRunner().invoke(cli.app, ["reproduce", "--only", "prune,rope", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "index.html").is_file()
+
+
+def test_one_time_zoo_builds_are_reported_apart_from_method_time(tmp_path, monkeypatch):
+    import json
+    import time
+
+    from tenfold.zoo.registry import ZooSpec, register_model
+
+    def builder(folder, seed=0):
+        time.sleep(0.3)
+        (folder / "w").write_text("w")
+        return {"parameters": 1}
+
+    zoo = register_model(ZooSpec("test-cli-zoo", "1", "none", "test", builder))
+
+    def reproduce(profile, seed, out):
+        zoo.ensure()
+        return Result(method="prune", kind="reproduce", paper={"title": "p", "arxiv": ""})
+
+    specs = {"prune": MethodSpec("prune", "p", "", reproduce)}
+    monkeypatch.setattr(methods, "load", lambda name: specs[name])
+    monkeypatch.setattr(methods, "is_implemented", lambda name: name in specs)
+    res = CliRunner().invoke(cli.app, ["reproduce", "--only", "prune", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    result = load_result(tmp_path / "prune" / "result.json")
+    assert result.wall_seconds < 0.3 and "test-cli-zoo" in result.notes[0]
+    builds = json.loads((tmp_path / "zoo-builds.json").read_text())
+    assert builds["test-cli-zoo"]["build_seconds"] >= 0.3
+    assert "one-time cost" in (tmp_path / "index.md").read_text()
