@@ -65,6 +65,25 @@ def _images(path: Path | None, size: int):
     return t["images"].float(), t["labels"].long()
 
 
+def _run_sampler(model, gates, steps: int, threshold: float, scheduler: str, labels, seed: int):
+    """Sample `labels` with optional LazyDiT gates; return the result and its cost figures."""
+    import torch
+
+    from tenfold.lazydit.dit import LazyDiTPipeline, profile_macs
+    from tenfold.lazydit.gates import check_threshold
+
+    check_threshold(threshold)
+    dit, sched = _model(model, scheduler)
+    policy = _gates(gates, steps, dit)
+    res = LazyDiTPipeline(dit, sched)(labels, steps, policy=policy, threshold=threshold,
+                                      generator=torch.Generator().manual_seed(seed))
+    macs = profile_macs(dit)
+    costs = {"skip_fraction": res.stats.skip_fraction,
+             "macs_ratio": macs.used(res.stats, len(labels), steps) / (macs.full * steps),
+             "seconds_per_image": res.seconds / len(labels)}
+    return res, costs
+
+
 @app.command("train-gates")
 def train_gates_cmd(
     out: Path = typer.Option(Path("lazydit_gates.safetensors"), help="Where to write the trained gates."),
@@ -110,23 +129,14 @@ def sample_cmd(
     import torch
 
     from tenfold.core.plots import plt, save_figure
-    from tenfold.lazydit.dit import LazyDiTPipeline, profile_macs
-    from tenfold.lazydit.gates import check_threshold
 
-    check_threshold(threshold)
-    dit, sched = _model(model, scheduler)
-    policy = _gates(gates, steps, dit)
     labels = torch.tensor(_classes(classes)).repeat_interleave(n_per_class)
-    res = LazyDiTPipeline(dit, sched)(labels, steps, policy=policy, threshold=threshold,
-                                      generator=torch.Generator().manual_seed(seed))
-    macs = profile_macs(dit)
+    res, costs = _run_sampler(model, gates, steps, threshold, scheduler, labels, seed)
     fig, axes = plt.subplots(1, 1, figsize=(max(2, len(labels) * 0.4), 0.8))
     axes.imshow(torch.cat(list(res.images[:, 0]), dim=1).numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     axes.axis("off")
     save_figure(fig, out)
-    typer.echo(json.dumps({"samples": str(out), "skip_fraction": res.stats.skip_fraction,
-                           "macs_ratio": macs.used(res.stats, len(labels), steps) / (macs.full * steps),
-                           "seconds_per_image": res.seconds / len(labels)}, indent=2))
+    typer.echo(json.dumps({"samples": str(out), **costs}, indent=2))
 
 
 @app.command("evaluate")
@@ -144,22 +154,13 @@ def evaluate_cmd(
     import torch
 
     from tenfold.data.images import load_digits
-    from tenfold.lazydit.dit import LazyDiTPipeline, profile_macs
     from tenfold.lazydit.evaluate import Judge
-    from tenfold.lazydit.gates import check_threshold
     from tenfold.zoo.digit_classifier import load_digit_classifier
 
-    check_threshold(threshold)
-    dit, sched = _model(model, scheduler)
-    policy = _gates(gates, steps, dit)
+    labels = torch.arange(10).repeat_interleave(n_per_class)
+    res, costs = _run_sampler(model, gates, steps, threshold, scheduler, labels, seed)
     train, _ = load_digits(size=8).split(0.2, seed=0)
     judge = Judge.from_images(load_digit_classifier(classifier), train.images)
-    labels = torch.arange(10).repeat_interleave(n_per_class)
-    res = LazyDiTPipeline(dit, sched)(labels, steps, policy=policy, threshold=threshold,
-                                      generator=torch.Generator().manual_seed(seed))
-    macs = profile_macs(dit)
     row = judge.score(torch.nn.functional.adaptive_avg_pool2d(res.images, 8) if res.images.shape[-1] != 8 else res.images,
                       labels)
-    row.update({"skip_fraction": res.stats.skip_fraction, "macs_ratio": macs.used(res.stats, len(labels), steps) / (macs.full * steps),
-                "seconds_per_image": res.seconds / len(labels)})
-    typer.echo(json.dumps(row, indent=2))
+    typer.echo(json.dumps({**row, **costs}, indent=2))
