@@ -45,11 +45,8 @@ def collect(folder: Path) -> dict[str, tuple[Result, Path]]:
     found: dict[str, tuple[Result, Path]] = {}
     for path in sorted(folder.rglob("result.json")):
         result = load_result(path)
-        if result.kind != "reproduce" and result.method in found:
-            continue
-        if result.method in found and found[result.method][0].kind == "reproduce" and result.kind != "reproduce":
-            continue
-        found[result.method] = (result, path.parent)
+        if result.kind == "reproduce" or result.method not in found:  # a reproduce run outranks a bench
+            found[result.method] = (result, path.parent)
     return found
 
 

@@ -157,7 +157,8 @@ def build_tiny_lm(folder: Path, seed: int = 0, text: str | Path | None = None, c
         if (step + 1) % 100 == 0 and step + 1 < cfg.steps:
             ckpt.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1})
     ckpt.clear()
-    (folder / "train-state").rmdir() if (folder / "train-state").exists() else None
+    if (folder / "train-state").exists():
+        (folder / "train-state").rmdir()
 
     val_ppl = perplexity(model, valid_ids, cfg.seq_len, cfg.eval_windows)
     uni_ppl = unigram_perplexity(train_ids, valid_ids, len(tok))
