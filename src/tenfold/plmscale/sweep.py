@@ -82,6 +82,9 @@ class SweepConfig:
 
     budgets: tuple[float, ...] = (1e10, 3e10, 1e11)
     shapes: tuple[tuple[int, int], ...] = ((16, 1), (24, 1), (32, 2), (48, 2))  # (hidden, layers)
+    # per-budget shape windows (budget, shapes) that replace `shapes` at that budget: an IsoFLOP grid
+    # should bracket each budget's optimum, which moves to larger models as the budget grows
+    budget_shapes: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = ()
     objectives: tuple[str, ...] = OBJECTIVES
     seq_len: int = 128
     batch_size: int = 16
@@ -91,6 +94,12 @@ class SweepConfig:
     valid_windows: int = 64
     seed: int = 0
     threads: int = 1  # tiny models gain nothing from intra-op threads, and lose a lot on a shared CPU
+    workers: int = 1  # runs trained at once, one process each (results do not depend on it)
+
+    def grid(self) -> list[tuple[float, int, int]]:
+        """Every (budget, hidden, layers) of the sweep, per objective."""
+        windows = {float(c): shapes for c, shapes in self.budget_shapes}
+        return [(float(c), int(h), int(layer)) for c in self.budgets for h, layer in windows.get(float(c), self.shapes)]
 
 
 def build_model(objective: str, hidden: int, layers: int, vocab: int, seq_len: int, tok: AminoAcidTokenizer):
@@ -206,27 +215,57 @@ def run_sweep(proteins: ProteinSet, runs_csv: str | os.PathLike, cfg: SweepConfi
               max_runs: int | None = None) -> list[dict]:
     """Run every (objective, budget, shape) not yet in `runs_csv`; append each finished run to it.
 
-    `max_runs` stops after that many new runs (what an interruption looks like; rerun to resume).
+    `max_runs` stops after that many new runs (what an interruption looks like; rerun to resume). With
+    `cfg.workers > 1` the runs train in that many processes, the costliest first; every run seeds its own
+    initialisation, batches and masks, so the rows do not depend on the number of workers.
     """
     for o in cfg.objectives:
         if o not in OBJECTIVES:
             raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {o!r}")
+    if cfg.workers < 1:
+        raise InputError(f"workers must be at least 1, got {cfg.workers}")
     path = Path(runs_csv)
     rows = read_runs_csv(path)
     done = {_key(r) for r in rows}
     tok = AminoAcidTokenizer()
     train = pack(proteins.train, tok, cfg.seq_len)
     valid = pack(proteins.valid, tok, cfg.seq_len, cfg.valid_windows)
-    todo = [(o, h, layer, c) for o in cfg.objectives for c in cfg.budgets for h, layer in cfg.shapes
-            if (o, h, layer, float(c), cfg.seed) not in done]
+    todo = [(o, h, layer, c) for o in cfg.objectives for c, h, layer in cfg.grid()
+            if (o, h, layer, c, cfg.seed) not in done]
     if max_runs is not None:
         todo = todo[:max_runs]
-    with torch_threads(cfg.threads):
-        for o, h, layer, c in progress(todo, desc="plmscale sweep"):
-            rows.append(train_run(o, h, layer, float(c), train, valid, cfg, cfg.seed))
+    if cfg.workers == 1 or len(todo) <= 1:
+        with torch_threads(cfg.threads):
+            for o, h, layer, c in progress(todo, desc="plmscale sweep"):
+                rows.append(train_run(o, h, layer, c, train, valid, cfg, cfg.seed))
+                write_runs_csv(path, rows)
+        return rows
+    import multiprocessing as mp
+
+    todo.sort(key=lambda t: -t[3] / t[1])  # about the run's optimiser steps: longest first, for balance
+    ctx = mp.get_context("spawn")  # no fork after torch has started its thread pools
+    with ctx.Pool(min(cfg.workers, len(todo)), initializer=_init_worker,
+                  initargs=(train.to(torch.uint8), valid.to(torch.uint8), cfg)) as pool:
+        for row in progress(pool.imap_unordered(_worker_run, todo), total=len(todo), desc="plmscale sweep"):
+            rows.append(row)
             write_runs_csv(path, rows)
     return rows
 
 
+_WORKER: dict = {}
+
+
+def _init_worker(train: torch.Tensor, valid: torch.Tensor, cfg: SweepConfig) -> None:
+    torch.set_num_threads(cfg.threads)
+    _WORKER.update(train=train.long(), valid=valid.long(), cfg=cfg)
+
+
+def _worker_run(job: tuple) -> dict:
+    o, h, layer, c = job
+    w = _WORKER
+    return train_run(o, h, layer, c, w["train"], w["valid"], w["cfg"], w["cfg"].seed)
+
+
 def config_dict(cfg: SweepConfig) -> dict:
-    return {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes]}
+    return {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes],
+            "budget_shapes": {f"{c:g}": [list(s) for s in shapes] for c, shapes in cfg.budget_shapes}}
