@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -111,3 +112,36 @@ def test_synthetic_protein_generator_is_seeded_and_in_alphabet():
     a, b = generate_proteins(50, seed=3), generate_proteins(50, seed=3)
     assert a.train == b.train and len(a.train) + len(a.valid) == 50
     assert set("".join(a.train)) <= set(ALPHABET)
+
+
+def _without_timing(rows):
+    return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in rows),
+                  key=lambda r: (r["objective"], r["budget"], r["hidden"]))
+
+
+def test_sweep_rows_do_not_depend_on_the_number_of_workers(tmp_path):
+    proteins = load_fasta(_fasta(tmp_path), valid_every=4)
+    cfg = SweepConfig(budgets=(2e6,), shapes=((8, 1), (16, 1)), seq_len=16, batch_size=4, valid_windows=4)
+    one = run_sweep(proteins, tmp_path / "one.csv", cfg)
+    two = run_sweep(proteins, tmp_path / "two.csv", replace(cfg, workers=2))
+    assert _without_timing(one) == _without_timing(two)
+
+
+def test_budget_windows_replace_the_shared_shapes():
+    cfg = SweepConfig(budgets=(1e6, 2e6), shapes=((8, 1),), budget_shapes=((2e6, ((4, 1), (6, 1))),))
+    assert cfg.grid() == [(1e6, 8, 1), (2e6, 4, 1), (2e6, 6, 1)]
+    quick = SweepConfig()
+    for c, shapes in quick.budget_shapes:  # the quick windows are the grid at their budgets
+        assert [(h, layer) for b, h, layer in quick.grid() if b == c] == list(shapes)
+
+
+def test_isoflop_fit_flags_edge_minima():
+    from tenfold.plmscale import fit_isoflop
+
+    law = ParametricLaw(E=1.8, A=400.0, B=900.0, alpha=0.34, beta=0.30)
+    runs = synthetic_runs(law, [1e18, 1e19], 5, 0.0, 0)  # sizes 0.1x..10x the optimum: interior minima
+    low = runs["params"] < law.optimal(runs["flops"].to_numpy())[0] * 0.9  # keep only models below the optimum
+    iso = fit_isoflop(runs)
+    assert all(g["interior"] and g["edge"] is None for g in iso.budgets)
+    edge = fit_isoflop(runs[low])
+    assert all(not g["interior"] and g["edge"] == "largest" for g in edge.budgets)

@@ -28,16 +28,19 @@ def fit(
     drop_highest_loss: int = typer.Option(0, help="Drop this many highest-loss runs first (Besiroglu et al. drop 5)."),
     starts: int = typer.Option(50, help="L-BFGS-B starts: the best of Hoffmann's 4500-point grid (4500: all)."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
+    interval: str = typer.Option("percentile", help="Parametric bootstrap interval: percentile, basic or bca."),
 ) -> None:
     """Fit a scaling law to a runs table; print it and optionally write FIT.json."""
     from tenfold.core.io import atomic_write_json
     from tenfold.plmscale import fit as F
 
+    if interval not in F.INTERVAL_METHODS:
+        raise InputError(f"--interval must be one of {', '.join(F.INTERVAL_METHODS)}, got {interval!r}")
     table = F.load_runs(runs, drop_highest_loss=drop_highest_loss)
     if law == "parametric":
         result = F.fit_parametric(table, top_starts=starts)
         if bootstrap:
-            F.bootstrap_parametric(table, result, n_boot=bootstrap, seed=seed)
+            F.bootstrap_parametric(table, result, n_boot=bootstrap, seed=seed, method=interval)
     elif law == "isoflop":
         result = F.fit_isoflop(table)
         if bootstrap:
@@ -107,21 +110,41 @@ def transfer(
 def sweep(
     out: Path = typer.Option(Path("plmscale-sweep/runs.csv"), help="Runs CSV (appended to; rerun to resume)."),
     fasta: Path = typer.Option(None, help="Protein FASTA file (default: the UniProt sample of mmseqs2-examples)."),
-    budgets: str = typer.Option("1e10,3e10,1e11", help="Comma-separated FLOP budgets."),
-    shapes: str = typer.Option("16x1,24x1,32x2,48x2", help="Comma-separated model shapes HIDDENxLAYERS."),
+    budgets: str = typer.Option(None, help="Comma-separated FLOP budgets (default: the quick profile's)."),
+    shapes: str = typer.Option(None, help="Comma-separated model shapes HIDDENxLAYERS for every budget (default: "
+                               "the quick profile's windows per budget)."),
     objectives: str = typer.Option("clm,mlm", help="clm, mlm or both."),
     max_sequences: int = typer.Option(None, help="Use only the first N sequences."),
     seed: int = typer.Option(0, help="Seed."),
+    lr: float = typer.Option(None, help="Peak learning rate (default: the quick profile's)."),
+    workers: int = typer.Option(1, help="Runs trained at once, one process each (results do not depend on it)."),
 ) -> None:
-    """Train tiny CLM/MLM models over an IsoFLOP grid and log each run to the runs CSV."""
+    """Train tiny CLM/MLM models over an IsoFLOP grid and log each run to the runs CSV.
+
+    --shapes applies to every budget; a window per budget is BUDGET=SHAPES|..., e.g.
+    --shapes "1e10=8x1|16x1|24x1,1e11=16x1|24x1|32x2" (then --budgets is taken from it).
+    """
     from tenfold.data.fasta import load_proteins
     from tenfold.plmscale.sweep import SweepConfig, run_sweep
 
     try:
-        cfg = SweepConfig(budgets=tuple(float(b) for b in budgets.split(",")),
-                          shapes=tuple(tuple(int(v) for v in s.split("x")) for s in shapes.split(",")),
-                          objectives=tuple(o.strip() for o in objectives.split(",")), seed=seed)
+        default = SweepConfig()
+        budget_list = default.budgets if budgets is None else tuple(float(b) for b in budgets.split(","))
+        shape_list, windows = default.shapes, (default.budget_shapes if budgets is None and shapes is None else ())
+        if shapes is not None and "=" in shapes:
+            windows = tuple((float(c), tuple(tuple(int(v) for v in s.split("x")) for s in w.split("|")))
+                            for c, w in (item.split("=") for item in shapes.split(",")))
+            budget_list = tuple(c for c, _ in windows)
+        elif shapes is not None:
+            shape_list = tuple(tuple(int(v) for v in s.split("x")) for s in shapes.split(","))
+        if any(len(s) != 2 for _, w in windows for s in w) or any(len(s) != 2 for s in shape_list):
+            raise ValueError("a shape is HIDDENxLAYERS")
+        extra = {} if lr is None else {"lr": lr}
+        cfg = SweepConfig(budgets=budget_list, shapes=shape_list, budget_shapes=windows,
+                          objectives=tuple(o.strip() for o in objectives.split(",")), seed=seed, workers=workers,
+                          **extra)
     except ValueError as err:
-        raise InputError(f"bad --budgets/--shapes ({err}): e.g. --budgets 1e10,3e10 --shapes 24x1,32x2") from err
+        raise InputError(f"bad --budgets/--shapes ({err}): e.g. --budgets 1e10,3e10 --shapes 24x1,32x2, or "
+                         "--shapes '1e10=8x1|16x1,1e11=16x1|32x2'") from err
     rows = run_sweep(load_proteins(fasta, max_sequences=max_sequences), out, cfg)
     typer.echo(f"{len(rows)} runs in {out.resolve()}; fit them with `tenfold plmscale fit {out} --law isoflop`")

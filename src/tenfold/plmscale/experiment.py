@@ -8,12 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
+from tenfold.core.errors import InputError
 from tenfold.core.registry import MethodSpec, register
 from tenfold.core.results import Result
 
 TITLE = "Training Compute-Optimal Protein Language Models"
 ARXIV = "2411.02142"
 CHINCHILLA_CSV = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "chinchilla_fig4_extracted.csv"
+
+
+PROFILES = ("smoke", "quick", "full")  # smoke: seconds, for tests; quick: 2 CPU cores; full: hours
+# the full profile's windows extrapolate the quick profile's minima (N_opt ~ C^0.6); not run on this machine
+FULL_WINDOWS = (
+    (1e11, ((8, 1), (12, 1), (16, 1), (24, 1), (32, 1))),
+    (3e11, ((12, 1), (16, 1), (24, 1), (32, 1), (48, 1))),
+    (1e12, ((16, 1), (24, 1), (32, 1), (48, 1), (64, 1))),
+    (3e12, ((24, 1), (32, 1), (48, 1), (64, 1), (96, 1))),
+)
 
 
 def synthetic_runs(law, budgets, n_grid, noise: float, seed: int):
@@ -120,23 +131,56 @@ def _plots(out: Path, summaries: dict, runs_by_obj: dict) -> list[str]:
     return names
 
 
+def _transfer_plot(out: Path, transfer: dict) -> str:
+    from tenfold.core.plots import plt, save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for r in transfer["runs"]:
+        line = axes[0].plot(r["tokens"], r["scratch_loss"], "o--", label=f"N={r['params']} scratch")[0]
+        axes[0].plot(r["tokens"], r["transferred_loss"], "s-", color=line.get_color(), label=f"N={r['params']} from CLM")
+        axes[1].plot(r["tokens"], r["transferred_tokens"], "s-", color=line.get_color(), label=f"N={r['params']}")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("MLM tokens D_f")
+    axes[0].set_ylabel("MLM validation loss")
+    axes[0].set_title("MLM learning curves: scratch vs CLM-initialised")
+    axes[0].legend(fontsize=7)
+    axes[1].axhline(0.0, color="grey", lw=0.8)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("MLM tokens D_f")
+    axes[1].set_ylabel("effectively transferred tokens D_t")
+    axes[1].set_title("D_t = D_e - D_f")
+    axes[1].legend(fontsize=7)
+    return save_figure(fig, out / "transfer_curves.png")
+
+
 def reproduce(profile: str, seed: int, out: Path) -> Result:
     import pandas as pd
 
-    from tenfold.data.fasta import load_proteins
+    from tenfold.data.fasta import MMSEQS_DB, load_proteins
     from tenfold.plmscale.fit import fit_parametric, load_runs
     from tenfold.plmscale.plan import paper_coefficients
     from tenfold.plmscale.sweep import SweepConfig, config_dict, run_sweep
+    from tenfold.plmscale.transfer_sweep import TransferConfig, run_transfer
 
     out = Path(out)
-    cfg = replace(SweepConfig(seed=seed), **({} if profile == "quick" else {
-        "budgets": (1e11, 3e11, 1e12, 3e12), "shapes": ((16, 1), (24, 1), (32, 2), (48, 2), (64, 2), (96, 3))}))
-    n_boot = 100 if profile == "quick" else 1000
-    n_datasets, n_boot_recovery = (16, 60) if profile == "quick" else (100, 200)
-    from tenfold.data.fasta import MMSEQS_DB
-
-    synthetic = not MMSEQS_DB.is_file()
-    proteins = load_proteins("synthetic-proteins" if synthetic else None)
+    if profile not in PROFILES:
+        raise InputError(f"plmscale profiles are {', '.join(PROFILES)}, got {profile!r}")
+    synthetic = profile == "smoke" or not MMSEQS_DB.is_file()
+    if profile == "smoke":  # seconds: the whole pipeline on tiny models and generated proteins (tests)
+        proteins = load_proteins("synthetic-proteins", max_sequences=300)
+        cfg = SweepConfig(budgets=(2e7, 6e7), shapes=((4, 1), (8, 1), (12, 1)), budget_shapes=(), seq_len=32,
+                          batch_size=4, valid_windows=8, seed=seed)
+        n_boot, (n_datasets, n_boot_recovery) = 20, (2, 10)
+        tcfg = TransferConfig(shapes=((4, 1), (8, 1)), clm_tokens=2000, mlm_tokens=4000, checkpoints=4, seq_len=32,
+                              batch_size=4, valid_windows=8, seed=seed)
+    else:
+        proteins = load_proteins("synthetic-proteins" if synthetic else None)
+        cfg = replace(SweepConfig(seed=seed, workers=2), **({} if profile == "quick" else {
+            "budgets": tuple(c for c, _ in FULL_WINDOWS), "budget_shapes": FULL_WINDOWS}))
+        n_boot = 100 if profile == "quick" else 1000
+        n_datasets, n_boot_recovery = (16, 60) if profile == "quick" else (100, 200)
+        tcfg = TransferConfig(seed=seed, workers=2) if profile == "quick" else TransferConfig(
+            shapes=((12, 1), (16, 1), (24, 1), (32, 1)), clm_tokens=2e7, mlm_tokens=2e7, seed=seed, workers=2)
     rows = run_sweep(proteins, out / "runs.csv", cfg)
     frame = pd.DataFrame(rows)
     wanted = set(cfg.grid())  # a reused runs.csv may hold other shapes or budgets
@@ -148,10 +192,12 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
         runs_by_obj[obj] = load_runs(frame[frame["objective"] == obj])
         summaries[obj] = objective_summary(runs_by_obj[obj], n_boot, seed)
     rec = recovery(seed, n_datasets, n_boot_recovery)
+    transfer = run_transfer(proteins, tcfg)
 
     metrics = {obj: {k: v for k, v in s.items() if k not in ("fit",)} for obj, s in summaries.items()}
     metrics["paper"] = {o: {"a": paper[o]["isoflop"]["a"], "b": paper[o]["isoflop"]["b"]} for o in ("clm", "mlm")}
     metrics["recovery"] = rec
+    metrics["transfer"] = transfer
     metrics["max_epochs"] = float(frame["epochs"].max())
     metrics["interior_minima"] = {obj: {f"{g['flops']:g}": g["interior"] for g in s["budgets"]}
                                   for obj, s in summaries.items()}
@@ -162,6 +208,8 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
 
     result = Result(method="plmscale", kind="reproduce", paper={"title": TITLE, "arxiv": ARXIV}, profile=profile,
                     seed=seed, config={"sweep": config_dict(cfg), "n_boot": n_boot, "corpus": proteins.name,
+                                       "recovery": {"datasets": n_datasets, "n_boot": n_boot_recovery},
+                                       "transfer": transfer["config"],
                                        "corpus_residues": proteins.n_residues, "huber_delta": 1e-3},
                     metrics=metrics)
     result.claim("recovers_known_exponent_a", f"over {rec['datasets']} synthetic sweeps drawn from a known law (the "
@@ -188,11 +236,21 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
             result.notes.append(f"{obj.upper()}: every IsoFLOP profile has an interior minimum (the lowest-loss run "
                                 "is neither the smallest nor the largest model of its budget)")
     if synthetic:
-        result.notes.append("synthetic data: Debian's mmseqs2-examples (real UniProt sequences) is not installed, so "
-                            "the sweep ran on generated Markov-chain proteins (tenfold data show synthetic-proteins)")
+        why = "the smoke profile" if profile == "smoke" else \
+            "Debian's mmseqs2-examples (real UniProt sequences) is not installed"
+        result.notes.append(f"synthetic data: {why}, so the sweep ran on generated Markov-chain proteins "
+                            "(tenfold data show synthetic-proteins)")
     if metrics["max_epochs"] > 1:
         result.notes.append(f"some runs repeat data ({metrics['max_epochs']:.2f} epochs); the paper's laws assume one epoch")
-    result.artifacts = ["runs.csv", *_plots(out, summaries, runs_by_obj)]
+    result.claim("clm_init_saves_mlm_tokens", "an MLM initialised from a CLM of the same size needs fewer MLM tokens "
+                 "than one trained from scratch to reach the same loss (ours = median D_t / D_f over every size and "
+                 "checkpoint of the tiny transfer experiment; paper Sec. 4: transfer helps)",
+                 transfer["median_d_t_over_d_f"], 0.0, "no transfer (D_t = 0)", better="higher")
+    if transfer["law"] is None:
+        result.notes.append(f"transfer law not fitted: {transfer['law_error']}")
+    result.notes.append("transfer experiment: CLM and MLM share one ESM backbone (causal mask for CLM, bidirectional "
+                        "for MLM) so every weight carries over; MLM learning curves use a constant lr after warm-up")
+    result.artifacts = ["runs.csv", *_plots(out, summaries, runs_by_obj), _transfer_plot(out, transfer)]
     return result
 
 

@@ -81,17 +81,22 @@ class SweepConfig:
     """Defaults: the quick profile on 2 CPU cores (budgets far below the paper's 1e18..1e21)."""
 
     budgets: tuple[float, ...] = (1e10, 3e10, 1e11)
-    shapes: tuple[tuple[int, int], ...] = ((16, 1), (24, 1), (32, 2), (48, 2))  # (hidden, layers)
+    shapes: tuple[tuple[int, int], ...] = ((8, 1), (12, 1), (16, 1), (24, 1))  # (hidden, layers)
     # per-budget shape windows (budget, shapes) that replace `shapes` at that budget: an IsoFLOP grid
-    # should bracket each budget's optimum, which moves to larger models as the budget grows
-    budget_shapes: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = ()
+    # should bracket each budget's optimum, which moves to larger models as the budget grows. These
+    # bracket the measured CLM and MLM minima of the quick profile (docs/plmscale.md).
+    budget_shapes: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = (
+        (1e10, ((4, 1), (6, 1), (8, 1), (12, 1))),
+        (3e10, ((6, 1), (8, 1), (12, 1), (16, 1))),
+        (1e11, ((8, 1), (12, 1), (16, 1), (24, 1))),
+    )
     objectives: tuple[str, ...] = OBJECTIVES
     seq_len: int = 128
     batch_size: int = 16
-    lr: float = 2e-3  # untuned for tiny models; the paper uses 6e-4..3e-4 at 25M..1B+ parameters
+    lr: float = 1e-2  # scanned 2e-3 vs 1e-2 at 1e11 FLOPs: 1e-2 lower for every 1-layer model (paper: 6e-4..3e-4)
     warmup_fraction: float = 0.025  # Cheng et al. (2.5% linear warm-up)
     mask_prob: float = 0.15  # Cheng et al. (BERT-style 15% masking)
-    valid_windows: int = 64
+    valid_windows: int = 256  # 32k validation tokens, the same for every run
     seed: int = 0
     threads: int = 1  # tiny models gain nothing from intra-op threads, and lose a lot on a shared CPU
     workers: int = 1  # runs trained at once, one process each (results do not depend on it)
