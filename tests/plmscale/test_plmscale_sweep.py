@@ -128,11 +128,17 @@ def test_sweep_rows_do_not_depend_on_the_number_of_workers(tmp_path):
 
 
 def test_budget_windows_replace_the_shared_shapes():
-    cfg = SweepConfig(budgets=(1e6, 2e6), shapes=((8, 1),), budget_shapes=((2e6, ((4, 1), (6, 1))),))
-    assert cfg.grid() == [(1e6, 8, 1), (2e6, 4, 1), (2e6, 6, 1)]
+    cfg = SweepConfig(budgets=(1e6, 2e6), shapes=((8, 1),),
+                      budget_shapes=((2e6, ((4, 1), (6, 1))), (2e6, ((6, 1), (12, 1)), "mlm")))
+    assert cfg.grid("clm") == [(1e6, 8, 1), (2e6, 4, 1), (2e6, 6, 1)]
+    assert cfg.grid("mlm") == [(1e6, 8, 1), (2e6, 6, 1), (2e6, 12, 1)]
     quick = SweepConfig()
-    for c, shapes in quick.budget_shapes:  # the quick windows are the grid at their budgets
-        assert [(h, layer) for b, h, layer in quick.grid() if b == c] == list(shapes)
+    for entry in quick.budget_shapes:  # the quick windows are the grid at their budgets
+        c, shapes, objs = entry[0], entry[1], [entry[2]] if len(entry) == 3 else ["clm", "mlm"]
+        for o in objs:
+            if len(entry) == 2 and any(len(e) == 3 and e[0] == c and e[2] == o for e in quick.budget_shapes):
+                continue
+            assert [(h, layer) for b, h, layer in quick.grid(o) if b == c] == list(shapes)
 
 
 def test_isoflop_fit_flags_edge_minima():
@@ -145,3 +151,17 @@ def test_isoflop_fit_flags_edge_minima():
     assert all(g["interior"] and g["edge"] is None for g in iso.budgets)
     edge = fit_isoflop(runs[low])
     assert all(not g["interior"] and g["edge"] == "largest" for g in edge.budgets)
+
+
+def test_cli_sweep_parses_windows_and_rejects_bad_shapes(tmp_path):
+    from tenfold.plmscale.cli import app
+
+    fasta = _fasta(tmp_path)
+    res = CliRunner().invoke(app, ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "r.csv"),
+                                   "--shapes", "2e6=8x1|16x1,clm@2e6=4x1|8x1", "--objectives", "clm",
+                                   "--seq-len", "16", "--batch-size", "4"])
+    assert res.exit_code == 0, res.output
+    rows = read_runs_csv(tmp_path / "r.csv")
+    assert sorted(r["hidden"] for r in rows) == [4, 8]
+    res = CliRunner().invoke(app, ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "s.csv"), "--shapes", "8x1x2"])
+    assert res.exit_code != 0 and "HIDDENxLAYERS" in str(res.exception)

@@ -117,12 +117,15 @@ def sweep(
     max_sequences: int = typer.Option(None, help="Use only the first N sequences."),
     seed: int = typer.Option(0, help="Seed."),
     lr: float = typer.Option(None, help="Peak learning rate (default: the quick profile's)."),
+    seq_len: int = typer.Option(128, help="Tokens per training window."),
+    batch_size: int = typer.Option(16, help="Windows per optimiser step."),
     workers: int = typer.Option(1, help="Runs trained at once, one process each (results do not depend on it)."),
 ) -> None:
     """Train tiny CLM/MLM models over an IsoFLOP grid and log each run to the runs CSV.
 
     --shapes applies to every budget; a window per budget is BUDGET=SHAPES|..., e.g.
-    --shapes "1e10=8x1|16x1|24x1,1e11=16x1|24x1|32x2" (then --budgets is taken from it).
+    --shapes "1e10=8x1|16x1|24x1,1e11=16x1|24x1|32x2" (then --budgets is taken from it), and
+    OBJ@BUDGET=SHAPES|... sets one objective's window, e.g. "clm@1e10=4x1|6x1|8x1".
     """
     from tenfold.data.fasta import load_proteins
     from tenfold.plmscale.sweep import SweepConfig, run_sweep
@@ -132,15 +135,22 @@ def sweep(
         budget_list = default.budgets if budgets is None else tuple(float(b) for b in budgets.split(","))
         shape_list, windows = default.shapes, (default.budget_shapes if budgets is None and shapes is None else ())
         if shapes is not None and "=" in shapes:
-            windows = tuple((float(c), tuple(tuple(int(v) for v in s.split("x")) for s in w.split("|")))
-                            for c, w in (item.split("=") for item in shapes.split(",")))
-            budget_list = tuple(c for c, _ in windows)
+            entries = []
+            for key, w in (item.split("=") for item in shapes.split(",")):
+                obj, _, c = key.rpartition("@")  # OBJ@BUDGET=... for one objective, BUDGET=... for all
+                window = tuple(tuple(int(v) for v in s.split("x")) for s in w.split("|"))
+                entries.append((float(c), window, obj) if obj else (float(c), window))
+            windows = tuple(entries)
+            budget_list = tuple(dict.fromkeys(e[0] for e in windows))
         elif shapes is not None:
             shape_list = tuple(tuple(int(v) for v in s.split("x")) for s in shapes.split(","))
-        if any(len(s) != 2 for _, w in windows for s in w) or any(len(s) != 2 for s in shape_list):
+        if any(len(s) != 2 for e in windows for s in e[1]) or any(len(s) != 2 for s in shape_list):
             raise ValueError("a shape is HIDDENxLAYERS")
+        if seq_len < 2 or batch_size < 1:
+            raise ValueError("--seq-len must be at least 2 and --batch-size at least 1")
         extra = {} if lr is None else {"lr": lr}
-        cfg = SweepConfig(budgets=budget_list, shapes=shape_list, budget_shapes=windows,
+        cfg = SweepConfig(budgets=budget_list, shapes=shape_list, budget_shapes=windows, seq_len=seq_len,
+                          batch_size=batch_size,
                           objectives=tuple(o.strip() for o in objectives.split(",")), seed=seed, workers=workers,
                           **extra)
     except ValueError as err:

@@ -183,9 +183,9 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
             shapes=((12, 1), (16, 1), (24, 1), (32, 1)), clm_tokens=2e7, mlm_tokens=2e7, seed=seed, workers=2)
     rows = run_sweep(proteins, out / "runs.csv", cfg)
     frame = pd.DataFrame(rows)
-    wanted = set(cfg.grid())  # a reused runs.csv may hold other shapes or budgets
-    frame = frame[[(float(b), int(h), int(layer)) in wanted
-                   for h, layer, b in zip(frame["hidden"], frame["layers"], frame["budget"], strict=True)]]
+    wanted = {(o, *g) for o in cfg.objectives for g in cfg.grid(o)}  # a reused runs.csv may hold other runs
+    frame = frame[[(o, float(b), int(h), int(layer)) in wanted for o, h, layer, b in
+                   zip(frame["objective"], frame["hidden"], frame["layers"], frame["budget"], strict=True)]]
     paper = paper_coefficients()
     summaries, runs_by_obj = {}, {}
     for obj in cfg.objectives:

@@ -82,12 +82,15 @@ class SweepConfig:
 
     budgets: tuple[float, ...] = (1e10, 3e10, 1e11)
     shapes: tuple[tuple[int, int], ...] = ((8, 1), (12, 1), (16, 1), (24, 1))  # (hidden, layers)
-    # per-budget shape windows (budget, shapes) that replace `shapes` at that budget: an IsoFLOP grid
-    # should bracket each budget's optimum, which moves to larger models as the budget grows. These
-    # bracket the measured CLM and MLM minima of the quick profile (docs/plmscale.md).
-    budget_shapes: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = (
-        (1e10, ((4, 1), (6, 1), (8, 1), (12, 1))),
-        (3e10, ((6, 1), (8, 1), (12, 1), (16, 1))),
+    # per-budget shape windows that replace `shapes` at that budget: (budget, shapes) for every objective,
+    # (budget, shapes, objective) for one. An IsoFLOP grid should bracket each budget's optimum, which
+    # moves to larger models as the budget grows (and is larger for MLM than CLM here). These bracket the
+    # measured minima of the quick profile (docs/plmscale.md).
+    budget_shapes: tuple[tuple, ...] = (
+        (1e10, ((4, 1), (6, 1), (8, 1), (12, 1)), "clm"),
+        (3e10, ((4, 1), (6, 1), (8, 1), (12, 1)), "clm"),
+        (1e10, ((6, 1), (8, 1), (12, 1), (16, 1)), "mlm"),
+        (3e10, ((6, 1), (8, 1), (12, 1), (16, 1)), "mlm"),
         (1e11, ((8, 1), (12, 1), (16, 1), (24, 1))),
     )
     objectives: tuple[str, ...] = OBJECTIVES
@@ -101,9 +104,15 @@ class SweepConfig:
     threads: int = 1  # tiny models gain nothing from intra-op threads, and lose a lot on a shared CPU
     workers: int = 1  # runs trained at once, one process each (results do not depend on it)
 
-    def grid(self) -> list[tuple[float, int, int]]:
-        """Every (budget, hidden, layers) of the sweep, per objective."""
-        windows = {float(c): shapes for c, shapes in self.budget_shapes}
+    def grid(self, objective: str | None = None) -> list[tuple[float, int, int]]:
+        """Every (budget, hidden, layers) of the sweep for `objective` (None: windows shared by all)."""
+        windows = {}
+        for entry in self.budget_shapes:  # shared windows first, then the objective's own
+            if len(entry) == 2:
+                windows[float(entry[0])] = entry[1]
+        for entry in self.budget_shapes:
+            if len(entry) == 3 and entry[2] == objective:
+                windows[float(entry[0])] = entry[1]
         return [(float(c), int(h), int(layer)) for c in self.budgets for h, layer in windows.get(float(c), self.shapes)]
 
 
@@ -235,7 +244,7 @@ def run_sweep(proteins: ProteinSet, runs_csv: str | os.PathLike, cfg: SweepConfi
     tok = AminoAcidTokenizer()
     train = pack(proteins.train, tok, cfg.seq_len)
     valid = pack(proteins.valid, tok, cfg.seq_len, cfg.valid_windows)
-    todo = [(o, h, layer, c) for o in cfg.objectives for c, h, layer in cfg.grid()
+    todo = [(o, h, layer, c) for o in cfg.objectives for c, h, layer in cfg.grid(o)
             if (o, h, layer, c, cfg.seed) not in done]
     if max_runs is not None:
         todo = todo[:max_runs]
@@ -273,4 +282,5 @@ def _worker_run(job: tuple) -> dict:
 
 def config_dict(cfg: SweepConfig) -> dict:
     return {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes],
-            "budget_shapes": {f"{c:g}": [list(s) for s in shapes] for c, shapes in cfg.budget_shapes}}
+            "budget_shapes": [{"budget": e[0], "shapes": [list(s) for s in e[1]],
+                               "objective": e[2] if len(e) == 3 else "all"} for e in cfg.budget_shapes]}
