@@ -150,6 +150,7 @@ def _transfer_plot(out: Path, transfer: dict) -> str:
     axes[1].set_ylabel("effectively transferred tokens D_t")
     axes[1].set_title("D_t = D_e - D_f")
     axes[1].legend(fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, out / "transfer_curves.png")
 
 
