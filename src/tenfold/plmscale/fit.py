@@ -84,6 +84,12 @@ def load_runs(source, drop_highest_loss: int = 0):
     return runs.reset_index(drop=True)
 
 
+def canonical_order(runs):
+    """Runs sorted by (flops, params, tokens, loss): seeded resampling then does not depend on the order
+    of the table's rows (a resumed sweep's CSV holds them in the order they finished)."""
+    return runs.sort_values(["flops", "params", "tokens", "loss"], kind="stable").reset_index(drop=True)
+
+
 # ------------------------------------------------------------------------------------------------
 # Approach 3: the parametric law L(N, D) = E + A / N^alpha + B / D^beta
 # ------------------------------------------------------------------------------------------------
@@ -248,7 +254,7 @@ def bootstrap_samples(runs, fit: ParametricFit, n_boot: int = 200, seed: int = 0
     Each refit starts from the full-data optimum and from the best `top_starts` grid points, and runs to
     convergence (see `_minimise`). Resamples with 5 or fewer distinct (N, D) pairs are skipped.
     """
-    runs = load_runs(runs)
+    runs = canonical_order(load_runs(runs))
     rng = np.random.default_rng(seed)
     grid = default_grid()
     samples = []
@@ -426,7 +432,7 @@ def fit_isoflop(runs, rel_tol: float = 0.05) -> IsoFlopFit:
 def bootstrap_isoflop(runs, fit: IsoFlopFit, n_boot: int = 500, seed: int = 0, rel_tol: float = 0.05,
                       level: float = 0.95) -> dict:
     """Resample runs within each budget (stratified bootstrap) and refit the exponents a, b."""
-    runs = load_runs(runs)
+    runs = canonical_order(load_runs(runs))
     labels = budget_groups(runs, rel_tol)
     rng = np.random.default_rng(seed)
     a_s, b_s = [], []
