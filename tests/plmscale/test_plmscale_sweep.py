@@ -165,3 +165,11 @@ def test_cli_sweep_parses_windows_and_rejects_bad_shapes(tmp_path):
     assert sorted(r["hidden"] for r in rows) == [4, 8]
     res = CliRunner().invoke(app, ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "s.csv"), "--shapes", "8x1x2"])
     assert res.exit_code != 0 and "HIDDENxLAYERS" in str(res.exception)
+
+
+def test_cli_fit_rejects_unknown_interval_method(tmp_path):
+    from tenfold.plmscale.cli import app
+
+    (tmp_path / "r.csv").write_text("params,tokens,loss\n1e6,1e9,3.0\n")
+    res = CliRunner().invoke(app, ["fit", str(tmp_path / "r.csv"), "--interval", "normal"])
+    assert res.exit_code != 0 and "--interval" in str(res.exception)

@@ -51,3 +51,32 @@ def test_transfer_experiment_rejects_empty_config(tmp_path):
 
     with pytest.raises(InputError, match="at least one shape"):
         run_transfer(None, TransferConfig(shapes=()))
+
+
+def _curves(shift_of_tokens):
+    """Scratch L = 4 D^-0.05; the transferred run reaches at D_f the scratch loss at D_f + shift(D_f, N)."""
+    d = np.logspace(4, 7, 12)
+    runs = []
+    for n in (1e3, 4e3):
+        runs.append({"params": n, "tokens": d.tolist(), "scratch_loss": (4 * d**-0.05).tolist(),
+                     "transferred_loss": (4 * (d + shift_of_tokens(d, n)) ** -0.05).tolist()})
+    return runs
+
+
+def test_summary_recovers_a_known_transfer_law():
+    from tenfold.plmscale.transfer_sweep import summarise_transfer
+
+    out = summarise_transfer(_curves(lambda d, n: 3.0 * d**0.5 * n**0.4))
+    assert out["positive_fraction"] == 1.0
+    assert (out["law"]["k"], out["law"]["alpha"], out["law"]["beta"]) == pytest.approx((3.0, 0.5, 0.4), rel=1e-3)
+
+
+def test_summary_refuses_a_law_when_transfer_mostly_hurts():
+    from tenfold.plmscale.transfer_sweep import summarise_transfer
+
+    # a gain only at the first 4 of 12 checkpoints, a loss (negative D_t) afterwards
+    out = summarise_transfer(_curves(lambda d, n: np.where(d < 1e5, 0.5 * d, -0.5 * d)))
+    assert out["positive_fraction"] == pytest.approx(1 / 3)
+    assert "law_on_positive_points_only" in out
+    assert out["law"] is None and "checkpoints have D_t > 0" in out["law_error"]
+    assert out["median_d_t_over_d_f"] == pytest.approx(-0.5, rel=1e-6)

@@ -25,6 +25,8 @@ from tenfold.core.runtime import torch_threads
 from tenfold.data.fasta import ProteinSet
 from tenfold.plmscale.sweep import AminoAcidTokenizer, mask_tokens, non_embedding_params, pack
 
+MIN_POSITIVE_FRACTION = 0.5  # fit D_t = k D_f^alpha N^beta only when most checkpoints show a transfer gain
+
 
 @dataclass(frozen=True)
 class TransferConfig:
@@ -37,7 +39,7 @@ class TransferConfig:
     seq_len: int = 128
     batch_size: int = 16
     lr: float = 1e-2  # as the quick IsoFLOP sweep
-    warmup_fraction: float = 0.025
+    warmup_fraction: float = 0.05  # the paper's transfer recipe: fresh optimiser and schedule, 5% warm-up
     mask_prob: float = 0.15
     valid_windows: int = 128
     seed: int = 0
@@ -148,8 +150,6 @@ def _worker_run(shape) -> dict:
 
 def run_transfer(proteins: ProteinSet, cfg: TransferConfig = TransferConfig()) -> dict:
     """Learning curves for every shape, D_t per checkpoint, and the transfer law when it can be fitted."""
-    from tenfold.plmscale.transfer import effectively_transferred_tokens, fit_transfer_law
-
     if cfg.workers < 1 or not cfg.shapes:
         raise InputError("the transfer experiment needs at least one shape and one worker")
     tok = AminoAcidTokenizer()
@@ -164,6 +164,14 @@ def run_transfer(proteins: ProteinSet, cfg: TransferConfig = TransferConfig()) -
         with mp.get_context("spawn").Pool(min(cfg.workers, len(cfg.shapes)), initializer=_init_worker,
                                           initargs=(train.to(torch.uint8), valid.to(torch.uint8), cfg)) as pool:
             runs = pool.map(_worker_run, list(cfg.shapes))
+    return {"config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes]}, **summarise_transfer(runs)}
+
+
+def summarise_transfer(runs: list[dict]) -> dict:
+    """D_t per checkpoint of each size's curves (adds `transferred_tokens`, `d_t_over_d_f` to each run),
+    the share of checkpoints with D_t > 0, and the law D_t = k D_f^alpha N^beta when most have it."""
+    from tenfold.plmscale.transfer import effectively_transferred_tokens, fit_transfer_law
+
     points = []
     for r in runs:
         d_t = effectively_transferred_tokens(r["tokens"], r["transferred_loss"], r["tokens"], r["scratch_loss"])
@@ -171,13 +179,20 @@ def run_transfer(proteins: ProteinSet, cfg: TransferConfig = TransferConfig()) -
         r["d_t_over_d_f"] = (d_t / np.asarray(r["tokens"], float)).tolist()
         points += [(f, r["params"], t) for f, t in zip(r["tokens"], d_t, strict=True)]
     d_f, n, d_t = (np.array(c, float) for c in zip(*points, strict=True))
-    out = {"config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes]}, "runs": runs,
+    out = {"runs": runs,
            "positive_fraction": float(np.mean(d_t > 0)), "median_d_t_over_d_f": float(np.median(d_t / d_f))}
     try:
         law = fit_transfer_law(d_f, n, d_t)
-        out["law"] = law.to_dict()
     except InputError as err:  # too few points with D_t > 0, or one size only
         out["law"] = None
         out["law_error"] = str(err)
+        return out
+    if out["positive_fraction"] < MIN_POSITIVE_FRACTION:  # the law would describe a few early points only
+        out["law"] = None
+        out["law_on_positive_points_only"] = law.to_dict()
+        out["law_error"] = (f"only {int((d_t > 0).sum())} of {len(d_t)} checkpoints have D_t > 0 (transfer hurts "
+                            "beyond them), so a law through those points would not describe the curves; its fit "
+                            "is kept as law_on_positive_points_only")
+    else:
+        out["law"] = law.to_dict()
     return out
-
