@@ -70,7 +70,10 @@ def test_tiny_reproduce_writes_every_method_claims_and_plots(small_dit, small_cl
     assert methods["ddim"]["macs_ratio"] == pytest.approx(1.0) and methods["ddim"]["skip_fraction"] == 0
     assert len(result.metrics["curve"]) == 2
     assert {c.id for c in result.claims} >= {"lazydit_fid_below_ddim_fewer", "lazydit_fid_below_static_cache",
-                                             "lazydit_skips_30pct"}
+                                             "lazydit_skips_30pct", "gate_training_lowers_penalty",
+                                             "lazydit_fid_within_budget"}
+    ablation = result.metrics["lazydit_paper_objective"]
+    assert ablation["rollout"] == 1 and ablation["objective"] == "eps" and 0 <= ablation["skip_fraction"] <= 1
     for name in result.artifacts:
         assert (tmp_path / name).is_file()
     result.write(tmp_path)

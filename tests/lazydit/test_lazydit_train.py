@@ -26,7 +26,8 @@ def test_training_lowers_the_penalty_and_leaves_the_dit_frozen(small_dit):
     cfg = LazyConfig(rho_attn=0.05, rho_mlp=0.05, lr=5e-2, train_iters=12, batch_size=16)
     history = train_gates(model, scheduler, gates, x, y, cfg, seed=0)
     summary = history.summary(window=3)
-    assert summary["penalty_last"] < summary["penalty_first"]
+    assert summary["penalty_init"] == pytest.approx(0.5 * 2 * 2)  # zero init: s = 0.5 for 2 blocks x 2 modules
+    assert summary["penalty_last"] < summary["penalty_init"]
     assert gates.attn.abs().sum() > 0 and gates.attn[0].abs().sum() == 0  # step 0 always computes: never trained
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -52,3 +53,54 @@ def test_mismatched_images_and_labels_are_rejected(small_dit):
         train_gates(model, scheduler, LazyGates(4, 2, 16), torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long))
     with pytest.raises(InputError, match="labels"):
         train_gates(model, scheduler, LazyGates(4, 2, 16), torch.zeros(4, 1, 8, 8), torch.zeros(3, dtype=torch.long))
+
+
+def _always(keep: bool) -> L2CRouter:
+    """A router that computes (s = 1) or reuses (s = 0) every module, exactly."""
+    router = L2CRouter(4, 2)
+    router.logits.data.fill_(float("inf") if keep else float("-inf"))
+    return router
+
+
+def _reference_rollout_mse(model, scheduler, x0, y, noise, steps: int) -> float:
+    """Independent path: the inference controller in hard mode, every module forced to reuse step 0's output
+    for steps 1..steps-1 along the lazy trajectory, against the plain model at the same states."""
+    from tenfold.lazydit.dit import LazyController
+
+    scheduler.set_timesteps(steps)
+    ts = scheduler.timesteps
+    ctl = LazyController(model)
+    errors = []
+    try:
+        with torch.no_grad():
+            ctl.mode = "record"
+            x = scheduler.add_noise(x0, noise, ts[0].expand(len(x0)))
+            x = scheduler.step(model(x, timestep=ts[0].expand(len(x0)), class_labels=y).sample, int(ts[0]), x,
+                               eta=0.0).prev_sample
+            for t in ts[1:]:
+                ctl.mode = "plain"
+                target = model(x, timestep=t.expand(len(x0)), class_labels=y).sample
+                ctl.mode, ctl.force = "hard", {"attn": "reuse", "mlp": "reuse"}
+                pred = model(x, timestep=t.expand(len(x0)), class_labels=y).sample
+                errors.append(torch.nn.functional.mse_loss(pred, target).item())
+                x = scheduler.step(pred, int(t), x, eta=0.0).prev_sample
+    finally:
+        ctl.detach()
+    return sum(errors) / len(errors)
+
+
+def test_whole_trajectory_rollout_matches_inference_reuse(small_dit):
+    """rollout = steps - 1: with s = 0 the soft training forward reuses step 0's outputs for the whole
+    trajectory, exactly as the inference path does; with s = 1 it is the full model (zero error)."""
+    model, scheduler = small_dit
+    x, y = digits()
+    cfg = LazyConfig(rho_attn=0.0, rho_mlp=0.0, lr=0.0, train_iters=1, batch_size=8, rollout=3)
+    assert train_gates(model, scheduler, _always(True), x, y, cfg, seed=2).mse == [0.0]
+    history = train_gates(model, scheduler, _always(False), x, y, cfg, seed=2)
+    g = torch.Generator().manual_seed(2)  # replay train_gates' draws: batch, start step (0), noise
+    idx = torch.randint(len(x), (8,), generator=g)
+    assert int(torch.randint(1, (1,), generator=g)) == 0
+    noise = torch.randn(x[idx].shape, generator=g)
+    reference = _reference_rollout_mse(model, scheduler, x[idx], y[idx], noise, 4)
+    assert reference > 0 and history.mse[0] == pytest.approx(reference, rel=1e-5)
+

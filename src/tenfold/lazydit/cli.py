@@ -92,8 +92,12 @@ def train_gates_cmd(
     steps: int = typer.Option(20, help="DDIM steps the gates are trained for."),
     iters: int = typer.Option(300, help="Training iterations."),
     batch: int = typer.Option(64, help="Batch size."),
-    lr: float = typer.Option(1e-2, help="AdamW learning rate."),
-    rho: float = typer.Option(1e-4, help="Laziness penalty ratio (MHSA and feedforward)."),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
+    rho: float = typer.Option(1e-3, help="Laziness penalty ratio (MHSA and feedforward): larger skips more."),
+    rollout: int = typer.Option(0, help="Lazy steps per training sample, the cache being the lazy model's own output; "
+                                "0 = the whole trajectory (steps - 1), 1 = the paper's one-step objective."),
+    objective: str = typer.Option("sample", help="'sample': MSE of the rollout's end point against the full model's; "
+                                  "'eps': the paper's per-step output MSE."),
     threshold: float = typer.Option(0.5, help="Skip threshold on s, in (0, 1)."),
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
     checkpoint_dir: Path = typer.Option(None, help="Save progress here and resume from it."),
@@ -104,7 +108,8 @@ def train_gates_cmd(
     from tenfold.lazydit.gates import LazyConfig, LazyGates
     from tenfold.lazydit.train import train_gates
 
-    config = LazyConfig(threshold=threshold, rho_attn=rho, rho_mlp=rho, lr=lr, train_iters=iters, batch_size=batch)
+    config = LazyConfig(threshold=threshold, rho_attn=rho, rho_mlp=rho, lr=lr, train_iters=iters, batch_size=batch,
+                        rollout=rollout or max(steps - 1, 1), objective=objective)
     dit, sched = _model(model, scheduler)
     x, y = _images(images, dit.config.sample_size)
     gates = LazyGates(steps, len(dit_blocks(dit)), dit.transformer_blocks[0].attn1.to_q.in_features)

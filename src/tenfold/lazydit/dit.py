@@ -146,7 +146,7 @@ class LazyController:
             s = self.policy.keep_probability(kind, self.step, layer, z)
             self.scores[kind].append(s)
             out = lazy_mix(s, original(*args, **kwargs), cached)
-            self.cache[key] = out.detach()
+            self.cache[key] = out  # kept in the graph: a multi-step rollout trains through reused outputs
             return out
         keep = self._keep(kind, layer, z)
         n_keep = int(keep.sum())

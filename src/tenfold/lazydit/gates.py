@@ -32,6 +32,7 @@ from tenfold.core.errors import InputError
 from tenfold.core.io import load_tensors, save_tensors
 
 KINDS = ("attn", "mlp")
+OBJECTIVES = ("eps", "sample")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class LazyConfig:
     lr: float = 1e-4  # AdamW, as stated in the paper (the authors' script defaults to 1e-2)
     train_iters: int = 500  # the paper trains the lazy layers for 500 steps
     batch_size: int = 256  # authors' local batch size
+    rollout: int = 1  # lazy steps per training sample after the recorded one; 1 = the paper's objective
+    objective: str = "eps"  # "eps": per-step output MSE (paper); "sample": MSE of the rollout's end point
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -52,6 +55,10 @@ class LazyConfig:
                 raise InputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.train_iters < 0 or self.batch_size < 1:
             raise InputError(f"train_iters must be >= 0 and batch_size >= 1, got {self.train_iters}, {self.batch_size}")
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.rollout < 1:
+            raise InputError(f"rollout must be >= 1 lazy step (1 is the paper's objective), got {self.rollout}")
 
 
 def check_threshold(threshold: float) -> float:

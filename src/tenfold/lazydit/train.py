@@ -9,6 +9,13 @@ with the soft mix Y = s f(Z) + (1 - s) Y_prev; minimise
 
 over the gate weights only. The authors' script uses the full model's output at the same step as the
 target of the mean-squared term (rather than the true noise); we follow the script.
+
+`LazyConfig.rollout = K > 1` extends this to K consecutive lazy steps after the recorded one: the cache
+at step j is the lazy model's own (soft) output at step j - 1, as in Y_t = s f(Z_t) + (1 - s) Y_{t-1}
+read recursively, and x follows the lazy model's DDIM trajectory. The loss is the mean over the K
+steps of the same MSE (against the full model's prediction at the same x) plus the penalty. This is
+what inference does, where a module can be reused for many steps in a row; with K = 1 the gates only
+ever see a one-step-old cache.
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ from tenfold.lazydit.gates import KINDS, LazyConfig, laziness_penalty
 
 @dataclass
 class TrainHistory:
-    """Per-iteration losses; `penalty` is the unweighted sum_l s (attn + mlp), comparable across rho."""
+    """Per-iteration losses; `penalty` is the unweighted sum_l s (attn + mlp), comparable across rho.
+
+    `penalty_init` is the first iteration's: with zero-initialised gates, 0.5 x the number of modules.
+    """
 
     mse: list[float] = field(default_factory=list)
     penalty: list[float] = field(default_factory=list)
@@ -37,7 +47,8 @@ class TrainHistory:
         def mean(xs: list[float]) -> float:
             return sum(xs) / len(xs) if xs else float("nan")
 
-        return {"iters": len(self.mse), "mse_first": mean(self.mse[:window]), "mse_last": mean(self.mse[-window:]),
+        return {"iters": len(self.mse), "penalty_init": self.penalty[0] if self.penalty else float("nan"),
+                "mse_first": mean(self.mse[:window]), "mse_last": mean(self.mse[-window:]),
                 "penalty_first": mean(self.penalty[:window]), "penalty_last": mean(self.penalty[-window:]),
                 "keep_rate_last": mean(self.keep_rate[-window:])}
 
@@ -56,6 +67,7 @@ def train_gates(model: torch.nn.Module, scheduler, policy: torch.nn.Module, imag
     steps = policy.num_steps
     if steps < 2:
         raise InputError(f"gates need at least 2 DDIM steps to learn reuse, got {steps}")
+    rollout = min(config.rollout, steps - 1)
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
@@ -79,28 +91,52 @@ def train_gates(model: torch.nn.Module, scheduler, policy: torch.nn.Module, imag
         for it in progress(range(start, config.train_iters), desc="lazy gates", total=config.train_iters - start):
             idx = torch.randint(len(images), (config.batch_size,), generator=g)
             x0, y = images[idx].to(device), labels[idx].to(device)
-            i = int(torch.randint(steps - 1, (1,), generator=g))
+            i = int(torch.randint(steps - rollout, (1,), generator=g))
             noise = torch.randn(x0.shape, generator=g).to(device)
-            t, t_next = timesteps[i].to(device), timesteps[i + 1].to(device)
+            t = timesteps[i].to(device)
             ctl.reset()
-            with torch.no_grad():
+            with torch.no_grad():  # step i: the full model, its module outputs become the cache
                 ctl.mode, ctl.step = "record", i
-                x_t = scheduler.add_noise(x0, noise, t.expand(len(x0)))
-                eps = model(x_t, timestep=t.expand(len(x0)), class_labels=y).sample
-                x_next = scheduler.step(eps, int(t), x_t, eta=0.0).prev_sample
-                ctl.mode = "plain"
-                target = model(x_next, timestep=t_next.expand(len(x0)), class_labels=y).sample
-            ctl.mode, ctl.step = "soft", i + 1
-            pred = model(x_next, timestep=t_next.expand(len(x0)), class_labels=y).sample
-            s_attn, s_mlp = (torch.stack(ctl.scores[k]) for k in KINDS)  # (layers, batch)
-            mse = torch.nn.functional.mse_loss(pred, target)
-            loss = mse + laziness_penalty(s_attn, s_mlp, config.rho_attn, config.rho_mlp)
+                x = scheduler.add_noise(x0, noise, t.expand(len(x0)))
+                eps = model(x, timestep=t.expand(len(x0)), class_labels=y).sample
+                x = scheduler.step(eps, int(t), x, eta=0.0).prev_sample
+            if config.objective == "sample":  # the full model's trajectory from the same state
+                with torch.no_grad():
+                    ctl.mode, x_full = "plain", x
+                    for j in range(i + 1, i + 1 + rollout):
+                        t = timesteps[j].to(device)
+                        eps = model(x_full, timestep=t.expand(len(x0)), class_labels=y).sample
+                        x_full = scheduler.step(eps, int(t), x_full, eta=0.0).prev_sample
+            mse = lazy = 0.0
+            penalty = keep = 0.0  # unweighted sum_l s and mean s, for the history
+            for j in range(i + 1, i + 1 + rollout):
+                t = timesteps[j].to(device)
+                if config.objective == "eps":
+                    with torch.no_grad():
+                        ctl.mode = "plain"
+                        target = model(x, timestep=t.expand(len(x0)), class_labels=y).sample
+                ctl.mode, ctl.step = "soft", j
+                ctl.scores = {k: [] for k in KINDS}
+                pred = model(x, timestep=t.expand(len(x0)), class_labels=y).sample
+                s_attn, s_mlp = (torch.stack(ctl.scores[k]) for k in KINDS)  # (layers, batch)
+                lazy = lazy + laziness_penalty(s_attn, s_mlp, config.rho_attn, config.rho_mlp) / rollout
+                penalty += laziness_penalty(s_attn, s_mlp, 1.0, 1.0).item() / rollout
+                keep += torch.cat([s_attn, s_mlp]).mean().item() / rollout
+                if config.objective == "eps":
+                    mse = mse + torch.nn.functional.mse_loss(pred, target) / rollout
+                    if j < i + rollout:  # follow the lazy model's own trajectory
+                        x = scheduler.step(pred.detach(), int(t), x, eta=0.0).prev_sample
+                else:  # the trajectory stays in the graph: errors are judged where they end up
+                    x = scheduler.step(pred, int(t), x, eta=0.0).prev_sample
+            if config.objective == "sample":
+                mse = torch.nn.functional.mse_loss(x, x_full)
+            loss = mse + lazy
             opt.zero_grad()
             loss.backward()
             opt.step()
             history.mse.append(mse.item())
-            history.penalty.append(laziness_penalty(s_attn, s_mlp, 1.0, 1.0).item())
-            history.keep_rate.append(torch.cat([s_attn, s_mlp]).mean().item())
+            history.penalty.append(penalty)
+            history.keep_rate.append(keep)
             if ckpt is not None and (it + 1) % save_every == 0:
                 ckpt.save({"iter": it + 1, "policy": policy.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
                            "history": {"mse": history.mse, "penalty": history.penalty, "keep_rate": history.keep_rate}})
