@@ -62,9 +62,10 @@ def _always(keep: bool) -> L2CRouter:
     return router
 
 
-def _reference_rollout_mse(model, scheduler, x0, y, noise, steps: int) -> float:
+def _reference_rollout_mse(model, scheduler, x0, y, noise, steps: int) -> tuple[float, float]:
     """Independent path: the inference controller in hard mode, every module forced to reuse step 0's output
-    for steps 1..steps-1 along the lazy trajectory, against the plain model at the same states."""
+    for steps 1..steps-1 along the lazy trajectory, against the plain model at the same states (mean
+    per-step MSE) and against the plain model's own trajectory from the same state (end-point MSE)."""
     from tenfold.lazydit.dit import LazyController
 
     scheduler.set_timesteps(steps)
@@ -77,6 +78,10 @@ def _reference_rollout_mse(model, scheduler, x0, y, noise, steps: int) -> float:
             x = scheduler.add_noise(x0, noise, ts[0].expand(len(x0)))
             x = scheduler.step(model(x, timestep=ts[0].expand(len(x0)), class_labels=y).sample, int(ts[0]), x,
                                eta=0.0).prev_sample
+            ctl.mode, x_full = "plain", x
+            for t in ts[1:]:
+                x_full = scheduler.step(model(x_full, timestep=t.expand(len(x0)), class_labels=y).sample, int(t),
+                                        x_full, eta=0.0).prev_sample
             for t in ts[1:]:
                 ctl.mode = "plain"
                 target = model(x, timestep=t.expand(len(x0)), class_labels=y).sample
@@ -86,21 +91,32 @@ def _reference_rollout_mse(model, scheduler, x0, y, noise, steps: int) -> float:
                 x = scheduler.step(pred, int(t), x, eta=0.0).prev_sample
     finally:
         ctl.detach()
-    return sum(errors) / len(errors)
+    return sum(errors) / len(errors), torch.nn.functional.mse_loss(x, x_full).item()
 
 
 def test_whole_trajectory_rollout_matches_inference_reuse(small_dit):
     """rollout = steps - 1: with s = 0 the soft training forward reuses step 0's outputs for the whole
-    trajectory, exactly as the inference path does; with s = 1 it is the full model (zero error)."""
+    trajectory, exactly as the inference path does, for both objectives (per-step output MSE and the
+    end point against the full trajectory); with s = 1 it is the full model (zero error)."""
     model, scheduler = small_dit
     x, y = digits()
     cfg = LazyConfig(rho_attn=0.0, rho_mlp=0.0, lr=0.0, train_iters=1, batch_size=8, rollout=3)
     assert train_gates(model, scheduler, _always(True), x, y, cfg, seed=2).mse == [0.0]
     history = train_gates(model, scheduler, _always(False), x, y, cfg, seed=2)
+    end = LazyConfig(**{**cfg.__dict__, "objective": "sample"})
+    assert train_gates(model, scheduler, _always(True), x, y, end, seed=2).mse == [0.0]
+    end_history = train_gates(model, scheduler, _always(False), x, y, end, seed=2)
     g = torch.Generator().manual_seed(2)  # replay train_gates' draws: batch, start step (0), noise
     idx = torch.randint(len(x), (8,), generator=g)
     assert int(torch.randint(1, (1,), generator=g)) == 0
     noise = torch.randn(x[idx].shape, generator=g)
-    reference = _reference_rollout_mse(model, scheduler, x[idx], y[idx], noise, 4)
-    assert reference > 0 and history.mse[0] == pytest.approx(reference, rel=1e-5)
+    per_step, end_point = _reference_rollout_mse(model, scheduler, x[idx], y[idx], noise, 4)
+    assert per_step > 0 and history.mse[0] == pytest.approx(per_step, rel=1e-5)
+    assert end_point > 0 and end_history.mse[0] == pytest.approx(end_point, rel=1e-5)
 
+
+def test_unknown_objective_and_empty_rollout_are_rejected():
+    with pytest.raises(InputError, match="objective"):
+        LazyConfig(objective="x0")
+    with pytest.raises(InputError, match="rollout"):
+        LazyConfig(rollout=0)
