@@ -60,7 +60,8 @@ def test_tiny_reproduce_writes_every_method_claims_and_plots(small_dit, small_cl
 
     model, scheduler = small_dit
     train, _ = load_digits(8).split(0.2, seed=0)
-    settings = Settings(steps=4, n_per_class=4, gate_iters=3, gate_batch=8, rho=0.05, curve_thresholds=(0.7,))
+    settings = Settings(steps=4, n_per_class=4, gate_iters=3, gate_batch=8, rho=0.05, curve_thresholds=(0.7,),
+                        curve_rhos=(0.2,))
     result = run_experiment(settings, tmp_path, seed=0, profile="test",
                             loaded=(model, scheduler, load_digit_classifier(small_classifier_dir), train))
     methods = result.metrics["methods"]
@@ -68,7 +69,7 @@ def test_tiny_reproduce_writes_every_method_claims_and_plots(small_dit, small_cl
     for row in methods.values():
         assert {"fid", "class_acc", "skip_fraction", "macs_ratio", "seconds_per_image"} <= set(row)
     assert methods["ddim"]["macs_ratio"] == pytest.approx(1.0) and methods["ddim"]["skip_fraction"] == 0
-    assert len(result.metrics["curve"]) == 2
+    assert [(c["rho"], c["threshold"]) for c in result.metrics["curve"]] == [(0.05, 0.5), (0.05, 0.7), (0.2, 0.5)]
     assert {c.id for c in result.claims} >= {"lazydit_fid_below_ddim_fewer", "lazydit_fid_below_static_cache",
                                              "lazydit_skips_30pct", "gate_training_lowers_penalty",
                                              "lazydit_fid_within_budget"}

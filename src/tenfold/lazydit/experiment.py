@@ -34,12 +34,13 @@ class Settings:
     threshold: float = 0.5
     fid_budget: float = 1.5  # the quality budget: LazyDiT's FID at most this multiple of full DDIM's
     curve_thresholds: tuple[float, ...] = ()  # extra thresholds for a FID-vs-MACs curve (trained s saturates near 0/1)
+    curve_rhos: tuple[float, ...] = ()  # extra penalty ratios, each with its own trained gates and router: budgets
     model: str | None = None  # a DiT save_pretrained folder; None = the zoo's tiny-dit
 
 
 PROFILES = {
     "quick": Settings(),
-    "full": Settings(steps=50, n_per_class=500, gate_iters=500, gate_batch=256, rollout=49),
+    "full": Settings(steps=50, n_per_class=500, gate_iters=500, gate_batch=256, rollout=49, curve_rhos=(3e-4, 3e-3)),
 }
 
 
@@ -201,9 +202,15 @@ def run_experiment(settings: Settings, out: Path, seed: int = 0, profile: str = 
     policies = trained_policies(settings, model, scheduler, train, seed, _gates_folder(settings, model, seed))
     judge = Judge.from_images(classifier, train.images)
     methods, images = compare(settings, model, scheduler, judge, policies, seed, settings.threshold)
-    curve = [{"threshold": settings.threshold, "methods": methods}]
+    curve = [{"rho": settings.rho, "threshold": settings.threshold, "methods": methods}]
     for thr in settings.curve_thresholds:
-        curve.append({"threshold": thr, "methods": compare(settings, model, scheduler, judge, policies, seed, thr)[0]})
+        curve.append({"rho": settings.rho, "threshold": thr,
+                      "methods": compare(settings, model, scheduler, judge, policies, seed, thr)[0]})
+    for rho in settings.curve_rhos:  # the laziness, hence the MACs budget, is set by rho (paper's ablation)
+        other = replace(settings, rho=rho)
+        trained = trained_policies(other, model, scheduler, train, seed, _gates_folder(other, model, seed))
+        curve.append({"rho": rho, "threshold": settings.threshold,
+                      "methods": compare(other, model, scheduler, judge, trained, seed, settings.threshold)[0]})
     ablation = paper_objective_row(settings, model, scheduler, train, judge, seed)
     result = Result(method="lazydit", kind="reproduce", paper=PAPER, profile=profile, seed=seed,
                     config={**asdict(settings), "model": settings.model or "zoo:tiny-dit",
