@@ -156,7 +156,18 @@ def mask_tokens(x: torch.Tensor, tok: AminoAcidTokenizer, prob: float, gen: torc
     return inputs, labels
 
 
-def _loss(model, objective: str, x: torch.Tensor, tok, cfg: SweepConfig, gen: torch.Generator) -> torch.Tensor:
+def learning_rate(step: int, steps: int, warmup: int, peak: float, schedule: str = "cosine") -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to peak/10 (Cheng et al.) or a constant peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if schedule == "constant":
+        return peak
+    t = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def objective_loss(model, objective: str, x: torch.Tensor, tok, cfg, gen: torch.Generator) -> torch.Tensor:
+    """Next-token loss (CLM) or BERT-masked loss with `cfg.mask_prob` (MLM) of one batch of windows."""
     if objective == "clm":
         return model(input_ids=x, labels=x).loss
     inputs, labels = mask_tokens(x, tok, cfg.mask_prob, gen)
@@ -168,7 +179,8 @@ def evaluate(model, objective: str, valid: torch.Tensor, tok, cfg: SweepConfig) 
     """Mean validation loss on fixed windows (and a fixed mask for MLM)."""
     model.eval()
     gen = torch.Generator().manual_seed(12345)
-    losses = [_loss(model, objective, valid[i: i + 32], tok, cfg, gen).item() for i in range(0, len(valid), 32)]
+    losses = [objective_loss(model, objective, valid[i: i + 32], tok, cfg, gen).item()
+              for i in range(0, len(valid), 32)]
     model.train()
     return float(sum(losses) / len(losses))
 
@@ -188,12 +200,10 @@ def train_run(objective: str, hidden: int, layers: int, budget: float, train: to
     start = time.perf_counter()
     model.train()
     for step in range(steps):
-        t = (step - warmup) / max(1, steps - warmup)
-        lr = cfg.lr * (step + 1) / warmup if step < warmup else cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = learning_rate(step, steps, warmup, cfg.lr)
         rows = torch.randint(0, len(train), (cfg.batch_size,), generator=gen)
-        loss = _loss(model, objective, train[rows], tok, cfg, gen)
+        loss = objective_loss(model, objective, train[rows], tok, cfg, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -254,29 +264,34 @@ def run_sweep(proteins: ProteinSet, runs_csv: str | os.PathLike, cfg: SweepConfi
                 rows.append(train_run(o, h, layer, c, train, valid, cfg, cfg.seed))
                 write_runs_csv(path, rows)
         return rows
-    import multiprocessing as mp
-
     todo.sort(key=lambda t: -t[3] / t[1])  # about the run's optimiser steps: longest first, for balance
-    ctx = mp.get_context("spawn")  # no fork after torch has started its thread pools
-    with ctx.Pool(min(cfg.workers, len(todo)), initializer=_init_worker,
-                  initargs=(train.to(torch.uint8), valid.to(torch.uint8), cfg)) as pool:
+    with worker_pool(train, valid, cfg, min(cfg.workers, len(todo))) as pool:
         for row in progress(pool.imap_unordered(_worker_run, todo), total=len(todo), desc="plmscale sweep"):
             rows.append(row)
             write_runs_csv(path, rows)
     return rows
 
 
-_WORKER: dict = {}
+WORKER: dict = {}  # in a pool's worker process: the packed train/valid windows and the config
 
 
-def _init_worker(train: torch.Tensor, valid: torch.Tensor, cfg: SweepConfig) -> None:
+def _init_worker(train: torch.Tensor, valid: torch.Tensor, cfg) -> None:
     torch.set_num_threads(cfg.threads)
-    _WORKER.update(train=train.long(), valid=valid.long(), cfg=cfg)
+    WORKER.update(train=train.long(), valid=valid.long(), cfg=cfg)
+
+
+def worker_pool(train: torch.Tensor, valid: torch.Tensor, cfg, processes: int):
+    """A process pool whose workers hold the packed windows and `cfg` in `WORKER` and use `cfg.threads`
+    threads; spawned, not forked, since torch has started its thread pools here."""
+    import multiprocessing as mp
+
+    return mp.get_context("spawn").Pool(processes, initializer=_init_worker,
+                                        initargs=(train.to(torch.uint8), valid.to(torch.uint8), cfg))
 
 
 def _worker_run(job: tuple) -> dict:
     o, h, layer, c = job
-    w = _WORKER
+    w = WORKER
     return train_run(o, h, layer, c, w["train"], w["valid"], w["cfg"], w["cfg"].seed)
 
 

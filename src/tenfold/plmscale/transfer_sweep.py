@@ -23,7 +23,16 @@ import torch
 from tenfold.core.errors import InputError
 from tenfold.core.runtime import torch_threads
 from tenfold.data.fasta import ProteinSet
-from tenfold.plmscale.sweep import AminoAcidTokenizer, mask_tokens, non_embedding_params, pack
+from tenfold.plmscale.sweep import (
+    WORKER,
+    AminoAcidTokenizer,
+    evaluate,
+    learning_rate,
+    non_embedding_params,
+    objective_loss,
+    pack,
+    worker_pool,
+)
 
 MIN_POSITIVE_FRACTION = 0.5  # fit D_t = k D_f^alpha N^beta only when most checkpoints show a transfer gain
 
@@ -69,20 +78,6 @@ def _clm_loss(model, x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
 
 
-def _mlm_loss(model, x: torch.Tensor, tok, prob: float, gen: torch.Generator) -> torch.Tensor:
-    inputs, labels = mask_tokens(x, tok, prob, gen)
-    return model(input_ids=inputs, labels=labels).loss
-
-
-@torch.no_grad()
-def _mlm_eval(model, valid: torch.Tensor, tok, prob: float) -> float:
-    model.eval()
-    gen = torch.Generator().manual_seed(12345)
-    losses = [_mlm_loss(model, valid[i: i + 32], tok, prob, gen).item() for i in range(0, len(valid), 32)]
-    model.train()
-    return float(np.mean(losses))
-
-
 def _train(model, objective: str, steps: int, train: torch.Tensor, valid: torch.Tensor, cfg: TransferConfig,
            seed: int, schedule: str, eval_at: set[int] | None = None) -> list[tuple[int, float]]:
     """AdamW (beta2 0.95, wd 0.1, clip 1); cosine to lr/10 or constant after warm-up; MLM evals at `eval_at`."""
@@ -93,21 +88,16 @@ def _train(model, objective: str, steps: int, train: torch.Tensor, valid: torch.
     curve = []
     model.train()
     for step in range(steps):
-        t = (step - warmup) / max(1, steps - warmup)
-        if step < warmup:
-            lr = cfg.lr * (step + 1) / warmup
-        else:
-            lr = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))) if schedule == "cosine" else cfg.lr
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = learning_rate(step, steps, warmup, cfg.lr, schedule)
         x = train[torch.randint(0, len(train), (cfg.batch_size,), generator=gen)]
-        loss = _clm_loss(model, x) if objective == "clm" else _mlm_loss(model, x, tok, cfg.mask_prob, gen)
+        loss = _clm_loss(model, x) if objective == "clm" else objective_loss(model, "mlm", x, tok, cfg, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if eval_at and step + 1 in eval_at:
-            curve.append((step + 1, _mlm_eval(model, valid, tok, cfg.mask_prob)))
+            curve.append((step + 1, evaluate(model, "mlm", valid, tok, cfg)))
     return curve
 
 
@@ -136,16 +126,8 @@ def transfer_run(hidden: int, layers: int, train: torch.Tensor, valid: torch.Ten
             "transferred_loss": [v for _, v in curves["transferred"]]}
 
 
-_WORKER: dict = {}
-
-
-def _init_worker(train, valid, cfg) -> None:
-    torch.set_num_threads(cfg.threads)
-    _WORKER.update(train=train.long(), valid=valid.long(), cfg=cfg)
-
-
 def _worker_run(shape) -> dict:
-    return transfer_run(*shape, _WORKER["train"], _WORKER["valid"], _WORKER["cfg"])
+    return transfer_run(*shape, WORKER["train"], WORKER["valid"], WORKER["cfg"])
 
 
 def run_transfer(proteins: ProteinSet, cfg: TransferConfig = TransferConfig()) -> dict:
@@ -159,10 +141,7 @@ def run_transfer(proteins: ProteinSet, cfg: TransferConfig = TransferConfig()) -
         with torch_threads(cfg.threads):
             runs = [transfer_run(h, layer, train, valid, cfg) for h, layer in cfg.shapes]
     else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(min(cfg.workers, len(cfg.shapes)), initializer=_init_worker,
-                                          initargs=(train.to(torch.uint8), valid.to(torch.uint8), cfg)) as pool:
+        with worker_pool(train, valid, cfg, min(cfg.workers, len(cfg.shapes))) as pool:
             runs = pool.map(_worker_run, list(cfg.shapes))
     return {"config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes]}, **summarise_transfer(runs)}
 
