@@ -473,6 +473,12 @@ def with_beta(sim: SimulatorConfig, beta: float) -> SimulatorConfig:
     return replace(sim, click=replace(sim.click, beta=beta))
 
 
+def _ml100k_installed() -> bool:
+    from tenfold.data.movielens import recbole_ml100k_dir
+
+    return recbole_ml100k_dir() is not None
+
+
 register_dataset(DatasetSpec(
     name="ml-100k-lists", source="installed package or user path",
     size="~10k exposure lists of 10 from 100,000 ratings (943 users)",
@@ -480,7 +486,7 @@ register_dataset(DatasetSpec(
     loader="tenfold.data.lists:build_logged_lists",
     description="Logged-label re-ranking lists: consecutive ratings per user, label rating >= 4, history = "
                 "earlier lists with labels, order from our MF initial ranker.",
-    available=lambda: __import__("tenfold.data.movielens", fromlist=["x"]).recbole_ml100k_dir() is not None))
+    available=_ml100k_installed))
 
 register_dataset(DatasetSpec(
     name="ml-100k-clicksim", source="generated",
@@ -489,4 +495,4 @@ register_dataset(DatasetSpec(
     loader="tenfold.data.lists:build_simulated_lists",
     description="Simulated exposures and clicks: MF ground truth fit on ML-100K, PBM (1/pos)^eta observation, "
                 "cascade stop, comparison effect beta. Synthetic clicks.",
-    available=lambda: __import__("tenfold.data.movielens", fromlist=["x"]).recbole_ml100k_dir() is not None))
+    available=_ml100k_installed))
