@@ -90,11 +90,11 @@ def trained_policies(settings: Settings, model, scheduler, train, seed: int, fol
     out = {}
     for name, policy, lr in (("lazydit", LazyGates(settings.steps, len(blocks), dim), settings.lr),
                              ("l2c", L2CRouter(settings.steps, len(blocks)), settings.l2c_lr)):
+        if name not in names:
+            continue
         config = LazyConfig(threshold=settings.threshold, rho_attn=settings.rho, rho_mlp=settings.rho, lr=lr,
                             train_iters=settings.gate_iters, batch_size=settings.gate_batch, rollout=settings.rollout,
                             objective=settings.objective)
-        if name not in names:
-            continue
         path = folder / f"{name}.safetensors" if folder else None
         if path is not None and path.is_file():
             from tenfold.core.io import load_tensors
