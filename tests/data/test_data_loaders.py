@@ -40,6 +40,21 @@ def test_text_corpus_split_has_no_document_in_both_halves():
     assert load_corpus().n_chars > 400_000  # real English, whichever default is installed
 
 
+def test_python_docs_reads_each_source_once_even_when_debian_links_its_folder_many_times(tmp_path, monkeypatch):
+    import tenfold.data.text as text
+
+    real = tmp_path / "python3.11" / "html" / "_sources"
+    real.mkdir(parents=True)
+    for i in range(40):
+        (real / f"page{i}.rst.txt").write_text(f"page {i} " * 50)
+    for alias in ("python3-doc", "python3.11-doc", "python3-dev"):
+        (tmp_path / alias).symlink_to(tmp_path / "python3.11")
+    monkeypatch.setattr(text, "PY_DOC_GLOB", str(tmp_path / "python3*" / "html" / "_sources" / "**" / "*.txt"))
+    corpus = text.load_python_docs()
+    assert len(corpus.train) + len(corpus.valid) == 40
+    assert not set(corpus.train) & set(corpus.valid)
+
+
 def test_wikitext_style_folder_uses_its_own_validation_file(tmp_path):
     (tmp_path / "wiki.train.raw").write_text("= A =\n\nSome train text.\n\nMore.\n")
     (tmp_path / "wiki.valid.raw").write_text("= B =\n\nValid text.\n")

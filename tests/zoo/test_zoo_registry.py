@@ -70,3 +70,46 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
 
     ids = torch.randint(0, 7, (200,))
     assert perplexity(Uniform(), ids, seq_len=10) == pytest.approx(7.0)
+
+
+def test_zoo_lms_carry_a_chat_template_that_renders_roles_in_order(tiny_lm_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    text = tok.apply_chat_template(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Summarise. "}],
+        tokenize=False, add_generation_prompt=True)
+    assert text == "### system:\nBe brief.\n\n### user:\nSummarise.\n\n### assistant:\n"
+    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True)
+    assert tok.decode(ids) == "### user:\nhi\n\n### assistant:\n"
+
+
+def test_long_lm_schedule_ends_at_its_full_context_and_counts_every_stage():
+    from tenfold.zoo.tiny_lm import LONG, TinyLMConfig
+
+    assert LONG.context == 1024 and LONG.stages[-1][0] == 1024
+    assert LONG.total_steps == sum(steps for _, _, steps in LONG.stages)
+    assert LONG.hidden_size // LONG.num_attention_heads == 64
+    one = TinyLMConfig()
+    assert one.stages == ((128, 16, 700),) and one.context == 128
+    assert "tiny-lm-long" in [m.name for m in all_models()]
+
+
+def test_perplexity_with_fewer_windows_spreads_them_over_the_whole_stream():
+    class Memorised(torch.nn.Module):  # predicts token t+1 perfectly only in the stream's first half
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids):
+            logits = torch.zeros(*input_ids.shape, 4)
+            first_half = (input_ids < 2).all(dim=1)
+            nxt = (input_ids + 1) % 2
+            logits[first_half] = 50 * torch.nn.functional.one_hot(nxt[first_half], 4).float()
+            return type("O", (), {"logits": logits})()
+
+    ids = torch.cat([torch.arange(400) % 2, 2 + torch.arange(400) % 2])
+    front_only = perplexity(Memorised(), ids[:400], seq_len=10, max_windows=10)
+    spread = perplexity(Memorised(), ids, seq_len=10, max_windows=10)
+    assert front_only == pytest.approx(1.0, abs=1e-3)
+    assert spread > 1.5  # half of the spread windows come from the unmemorised half

@@ -22,7 +22,9 @@ PY_DOC_GLOB = "/usr/share/doc/python3*/html/_sources/**/*.txt"
 
 
 def _python_doc_files() -> list[str]:
-    return sorted(glob.glob(PY_DOC_GLOB, recursive=True))
+    """Each documentation source once: Debian links python3-doc, python3.11-doc, python3-dev... to one
+    folder, so the glob sees every file up to eight times (a copy in train and one in valid would leak)."""
+    return sorted({os.path.realpath(f) for f in glob.glob(PY_DOC_GLOB, recursive=True)})
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class TextCorpus:
 
 
 def _split(name: str, docs: list[str], valid_every: int) -> TextCorpus:
-    docs = [d for d in docs if d.strip()]
+    docs = list(dict.fromkeys(d for d in docs if d.strip()))  # identical documents once, so none is in both splits
     if len(docs) < 2:
         raise InputError(f"corpus {name!r} has fewer than 2 non-empty documents: give more text")
     valid = [d for i, d in enumerate(docs) if i % valid_every == valid_every - 1]
