@@ -7,7 +7,7 @@ STAMP := $(VENV)/.tenfold-installed
 # multi-GB CUDA build. On a GPU machine: make TORCH_SPEC='torch>=2.4' ...
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup run test test-all bench lint clean
+.PHONY: setup run test test-all bench gpu-check lint clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,15 @@ test-all: setup
 
 bench: setup
 	$(VENV)/bin/tenfold bench --profile quick --out reports/bench
+
+# On a machine with CUDA (install the matching torch: make TORCH_SPEC='torch>=2.4' gpu-check): the
+# GPU-marked tests, every method's smoke profile and every bench on the GPU; reports/gpu-check/.
+gpu-check: setup
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs CUDA: no GPU is visible to torch')"
+	$(VENV)/bin/pytest -q -m gpu tests
+	$(VENV)/bin/tenfold --device cuda reproduce --profile smoke --out reports/gpu-check
+	$(VENV)/bin/tenfold --device cuda bench --profile smoke --out reports/gpu-check/bench
+	@echo "gpu-check report: $(CURDIR)/reports/gpu-check/index.html"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -77,13 +78,15 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    mixed_precision: str = typer.Option("no", "--mixed-precision",
+                                        help="Training precision through accelerate: no, bf16 or fp16 (GPU)."),
 ) -> None:
     from tenfold.core.progress import set_quiet
     from tenfold.core.runtime import configure
 
     _state["debug"] = debug
     set_quiet(quiet)
-    configure(device=device, threads=threads)
+    configure(device=device, threads=threads, mixed_precision=mixed_precision)
 
 
 def _expected():
@@ -92,13 +95,14 @@ def _expected():
     return [Expected(p.name, p.title, p.arxiv, methods.is_implemented(p.name)) for p in methods.PAPERS]
 
 
-def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int) -> None:
+def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int, seeds: int | None = None) -> None:
     from tenfold.core.io import atomic_write_json, ensure_writable_dir
     from tenfold.core.report import ZOO_FILE, build_report
-    from tenfold.core.runner import check_profile, run_method
+    from tenfold.core.runner import check_profile, check_seeds, run_method
     from tenfold.zoo.registry import all_models
 
     check_profile(profile)
+    check_seeds(seeds)
     names = methods.parse_only(only)
     ensure_writable_dir(out)
     built: dict[str, dict] = {}
@@ -109,7 +113,7 @@ def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int) ->
             missing.append(name)
             continue
         before = {m.name for m in all_models() if m.is_built()}
-        result = run_method(spec, kind, profile, seed, out)
+        result = run_method(spec, kind, profile, seed, out, seeds=seeds)
         new = {m.name: m.info() for m in all_models() if m.is_built() and m.name not in before}
         if new:  # one-time zoo builds are reported apart, not charged to the method
             zoo_seconds = sum(float(info.get("build_seconds") or 0) for info in new.values())
@@ -136,10 +140,12 @@ def reproduce(
     profile: str = typer.Option("quick", help="quick (2 CPU cores, < 30 min for all) or full (GPU / long night)."),
     only: str = typer.Option(None, help="Comma-separated methods, e.g. prune,hsr (default: all ten)."),
     out: Path = typer.Option(Path("reports"), help="Output folder: one sub-folder per method plus index.md/html."),
-    seed: int = typer.Option(0, help="Seed for every random choice."),
+    seed: int = typer.Option(0, help="Seed for every random choice (the first seed when several)."),
+    seeds: int = typer.Option(None, help="How many seeds each method runs (seed, seed+1, ...); default: each "
+                                         "method's profile (see docs/architecture.md)."),
 ) -> None:
     """Run every method's reproduce and build the report (the main job)."""
-    _run_all("reproduce", profile, only, out, seed)
+    _run_all("reproduce", profile, only, out, seed, seeds)
 
 
 @app.command()
@@ -221,15 +227,36 @@ def _print_table(header, rows) -> None:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
+LONG_COMMAND_SECONDS = 5.0
+
+
 def main() -> None:
-    """Console entry point: TenfoldError -> one line on stderr and exit 2 (traceback with --debug)."""
+    """Console entry point, the CLI's error boundary: a TenfoldError or an OS error (a file that
+    cannot be read or written) is one line on stderr and exit 2 (traceback with --debug). A command
+    that ran for a while ends with its device, dtype and peak memory."""
+    start = time.perf_counter()
+    debug = "--debug" in sys.argv
     try:
         app()
+    except SystemExit as done:
+        if done.code in (0, None) and time.perf_counter() - start > LONG_COMMAND_SECONDS:
+            from tenfold.core.accel import device_summary
+            from tenfold.core.progress import say
+
+            say(f"[tenfold] {device_summary()}")
+        raise
     except TenfoldError as err:
-        if _state["debug"] or "--debug" in sys.argv:
+        if _state["debug"] or debug:
             raise
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except OSError as err:
+        if _state["debug"] or debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        typer.echo(f"error: {where}{err.strerror or err} (check the path and its permissions; --debug shows where)",
+                   err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

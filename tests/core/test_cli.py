@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -68,16 +69,49 @@ def test_out_path_that_is_a_file_is_refused_and_left_alone(tmp_path, monkeypatch
     assert blocker.read_text() == "keep me"
 
 
-def _fake_spec(name, fail=False):
-    def reproduce(profile, seed, out):
+def _fake_spec(name, fail=False, no_interval=False):
+    def reproduce(profile, seed, out, seeds=None):
         if fail:
             raise RuntimeError("boom")
+        seeds = list(range(seed, seed + (seeds or 1)))
         r = Result(method=name, kind="reproduce", paper={"title": name, "arxiv": ""}, profile=profile, seed=seed,
-                   metrics={"x": seed})
-        r.claim("c", "x small", 1.0, 2.0, "ref", "lower")
+                   seeds=seeds, metrics={"x": seed})
+        if no_interval:
+            r.claim("c", "x small", 1.0, 2.0, "ref", "lower")
+        else:
+            r.claim("c", "x small", 1.0, 2.0, "ref", "lower", interval=(-1.5, -0.5), evidence="bootstrap")
         return r
 
     return MethodSpec(name=name, title=name, arxiv="", reproduce=reproduce)
+
+
+def test_a_method_claim_without_interval_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tenfold.core.registry import MethodSpec, register; import tests.core.test_cli as t;"
+        "import tenfold.core.commands as c; c._spec = lambda name: t._fake_spec(name, no_interval=True);"
+        "from tenfold.prune.cli import app; import tenfold.cli as cli; sys.argv = ['tenfold'] + sys.argv[1:]; cli.main()"
+    )
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-c", code, "prune", "reproduce", "--out", str(out)], capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "claim 'c'" in res.stderr and "no interval" in res.stderr
+    assert not (out / "prune" / "result.json").exists()
+
+
+def test_seeds_reach_the_method_and_are_recorded(tmp_path, monkeypatch):
+    specs = {"prune": _fake_spec("prune")}
+    monkeypatch.setattr(methods, "load", lambda name: specs[name])
+    monkeypatch.setattr(methods, "is_implemented", lambda name: name in specs)
+    res = CliRunner().invoke(cli.app, ["reproduce", "--only", "prune", "--out", str(tmp_path), "--seed", "4",
+                                       "--seeds", "3"])
+    assert res.exit_code == 0, res.output
+    assert load_result(tmp_path / "prune" / "result.json").seeds == [4, 5, 6]
+    bad = CliRunner().invoke(cli.app, ["reproduce", "--only", "prune", "--out", str(tmp_path), "--seeds", "0"])
+    assert bad.exit_code != 0 and "--seeds must be at least 1" in str(bad.exception)
 
 
 def test_reproduce_runs_registered_methods_lists_missing_ones_and_reports_failures(tmp_path, monkeypatch):

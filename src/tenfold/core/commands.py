@@ -18,29 +18,30 @@ def _spec(name: str):
 def add_standard_commands(app: typer.Typer, name: str) -> None:
     """Add `reproduce` and `bench` to a method's sub-app; both write OUT/<name>/result.json."""
 
-    def run(kind: str, profile: str, out: Path, seed: int) -> None:
-        from tenfold.core.report import build_report
+    def run(kind: str, profile: str, out: Path, seed: int, seeds: int | None = None) -> None:
+        from tenfold.core.report import build_report, claim_line
         from tenfold.core.runner import run_method
 
-        result = run_method(_spec(name), kind, profile, seed, out, fail_fast=True)
+        result = run_method(_spec(name), kind, profile, seed, out, fail_fast=True, seeds=seeds)
         md, page = build_report(out)
         typer.echo(f"result: {(Path(out) / name / 'result.json').resolve()}")
         typer.echo(f"report: {page.resolve()}")
         for c in result.claims:
-            typer.echo(f"  [{'holds' if c.holds else 'does not hold'}] {c.id}: ours={c.ours} vs {c.reference_name or 'reference'}={c.reference}")
+            typer.echo(f"  {claim_line(c)}")
 
     @app.command("reproduce")
     def reproduce(
-        profile: str = typer.Option("quick", help="quick (2 CPU cores) or full (GPU / long night)."),
+        profile: str = typer.Option("quick", help="smoke (seconds), quick (2 CPU cores) or full (GPU / long night)."),
         out: Path = typer.Option(Path("reports"), help=f"Output folder; the result goes to OUT/{name}/result.json."),
-        seed: int = typer.Option(0, help="Seed for every random choice."),
+        seed: int = typer.Option(0, help="Seed for every random choice (the first seed when several)."),
+        seeds: int = typer.Option(None, help="How many seeds (seed, seed+1, ...); default: the profile's."),
     ) -> None:
         """Reproduce the paper's claims on this machine and write result.json + plots."""
-        run("reproduce", profile, out, seed)
+        run("reproduce", profile, out, seed, seeds)
 
     @app.command("bench")
     def bench(
-        profile: str = typer.Option("quick", help="quick or full."),
+        profile: str = typer.Option("quick", help="smoke, quick or full."),
         out: Path = typer.Option(Path("reports/bench"), help=f"Output folder; OUT/{name}/result.json."),
         seed: int = typer.Option(0, help="Seed."),
     ) -> None:

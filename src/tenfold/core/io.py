@@ -27,26 +27,33 @@ def ensure_writable_dir(path: Path) -> None:
             raise CacheError(f"{p} is a file, not a folder: choose another output folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
+    except (OSError, NotADirectoryError) as err:
         raise CacheError(f"cannot create folder {path} ({err.strerror}): choose a writable location") from err
     if not os.access(path, os.W_OK):
         raise CacheError(f"folder {path} is not writable: fix its permissions or choose another location")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` and rename the result over `path` in one atomic step."""
+    """Call `write(tmp_path)` and rename the result over `path` in one atomic step.
+
+    Every OS error on the way (permission, missing or read-only location, disk full) becomes one
+    CacheError naming the file and the reason: the one place where writing fails cleanly.
+    """
     path = Path(path)
     ensure_writable_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp_path = Path(tmp)
         write(tmp_path)
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
+    except OSError as err:
+        raise CacheError(f"cannot write {path} ({err.strerror or err}): choose a writable location with free space") from err
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
     return path
 
@@ -146,6 +153,11 @@ class Checkpoint:
         return self._meta.is_file()
 
     def save(self, state: Any) -> None:
+        """Write the state (only the main process of a distributed launch writes)."""
+        from tenfold.core.runtime import is_main_process
+
+        if not is_main_process():
+            return
         tensors, skeleton = flatten_state(state)
         meta = read_json(self._meta) if self.exists() else {}
         generation = int(meta.get("generation", 0)) + 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tenfold.core.results import Result
 
-Runner = Callable[..., "Result"]  # (profile: str, seed: int, out: Path) -> Result
+Runner = Callable[..., "Result"]  # (profile: str, seed: int, out: Path, seeds: int | None = None) -> Result
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,18 @@ class MethodSpec:
     bench: Runner | None = None
     summary: str = ""
 
-    def run(self, kind: str, profile: str, seed: int, out: Path) -> Result:
+    def run(self, kind: str, profile: str, seed: int, out: Path, seeds: int | None = None) -> Result:
+        """Call the runner; `seeds` (how many, starting at `seed`) only when asked, default per profile."""
         runner = self.reproduce if kind == "reproduce" else self.bench
         if runner is None:
             raise NotImplementedError(f"{self.name} has no {kind}")
-        return runner(profile=profile, seed=seed, out=out)
+        if seeds is None:
+            return runner(profile=profile, seed=seed, out=out)
+        if "seeds" not in inspect.signature(runner).parameters:
+            from tenfold.core.errors import InputError
+
+            raise InputError(f"{self.name} {kind} takes no --seeds: its profile fixes how it gets its intervals")
+        return runner(profile=profile, seed=seed, out=out, seeds=seeds)
 
 
 _METHODS: dict[str, MethodSpec] = {}

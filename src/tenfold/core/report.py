@@ -1,7 +1,9 @@
 """Build `index.md` and a self-contained `index.html` from every `*/result.json` under a folder.
 
-One summary row per method (status, claims held / total, wall time) and one section per method with
-its claims, its metrics as tables, and its PNG plots (embedded in the HTML, linked from the markdown).
+One summary row per method (status, claims that hold / are inconclusive / fail, wall time) and one
+section per method with its claims (ours, reference, the interval of the difference, the verdict and
+how the interval was made), its metrics as tables (nested metrics become one table per level, never
+dict text in a cell), and its PNG plots (embedded in the HTML, linked from the markdown).
 """
 
 from __future__ import annotations
@@ -124,49 +126,117 @@ def _is_scalar(x) -> bool:
     return x is None or isinstance(x, (int, float, str, bool))
 
 
-def _tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Turn metrics into (caption, header, rows): a matrix for dict-of-dicts, key/value otherwise."""
-    tables = []
+def _is_flat(d) -> bool:
+    return isinstance(d, dict) and all(_is_scalar(v) or _is_short_list(v) for v in d.values())
+
+
+def _is_short_list(x) -> bool:
+    return isinstance(x, list) and len(x) <= 8 and all(_is_scalar(v) for v in x)
+
+
+def _is_records(x) -> bool:
+    return isinstance(x, list) and bool(x) and all(_is_flat(v) for v in x)
+
+
+def _matrix(value: dict) -> tuple[list[str], list[list[str]]]:
+    cols: list[str] = []
+    for row in value.values():
+        for c in row:
+            if c not in cols:
+                cols.append(c)
+    rows = [[str(r)] + [_fmt(value[r].get(c)) for c in cols[:12]] for r in list(value)[:MAX_ROWS]]
+    return [""] + cols[:12], rows
+
+
+def _records(value: list) -> tuple[list[str], list[list[str]]]:
+    cols: list[str] = []
+    for row in value:
+        for c in row:
+            if c not in cols:
+                cols.append(c)
+    return cols[:12], [[_fmt(row.get(c)) for c in cols[:12]] for row in value[:MAX_ROWS]]
+
+
+def _tables(metrics: dict, prefix: str = "") -> list[tuple[str, list[str], list[list[str]]]]:
+    """Turn metrics into (caption, header, rows), recursing into nested dicts.
+
+    A flat dict is a key/value table, a dict of flat dicts a matrix, a list of flat dicts a table of
+    records; deeper nesting gives one table per branch, captioned with its path ("acc / rope").
+    """
+    tables: list[tuple[str, list[str], list[list[str]]]] = []
     scalars = []
     for key, value in metrics.items():
-        if _is_scalar(value) or isinstance(value, list):
-            scalars.append([key, _fmt(value)])
-        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            cols: list[str] = []
-            for row in value.values():
-                for c in row:
-                    if c not in cols:
-                        cols.append(c)
-            rows = [[str(r)] + [_fmt(value[r].get(c)) for c in cols[:12]] for r in list(value)[:MAX_ROWS]]
-            tables.append((key, [""] + cols[:12], rows))
-        elif isinstance(value, dict):
-            rows = [[str(k), _fmt(v)] for k, v in list(value.items())[:MAX_ROWS]]
-            tables.append((key, ["key", "value"], rows))
+        caption = f"{prefix}{key}"
+        if _is_scalar(value) or _is_short_list(value):
+            scalars.append([str(key), _fmt(value)])
+        elif _is_records(value):
+            tables.append((caption, *_records(value)))
+        elif isinstance(value, dict) and value and all(_is_flat(v) for v in value.values()):
+            tables.append((caption, *_matrix(value)))
+        elif isinstance(value, dict) and value:
+            tables += _tables(value, prefix=f"{caption} / ")
         else:
-            scalars.append([key, _fmt(value)])
+            scalars.append([str(key), _fmt(value)])
     if scalars:
-        tables.insert(0, ("metrics", ["metric", "value"], scalars[:MAX_ROWS]))
+        tables.insert(0, (prefix.rstrip(" /") or "metrics", ["metric", "value"], scalars[:MAX_ROWS]))
     return tables
 
 
+def _interval_text(c) -> str:
+    if c.legacy:
+        return "n/a (schema /1)"
+    if c.exact:
+        d = c.difference
+        return "exact" if d is None else f"{_signed(d)} (exact)"
+    if c.interval is None:
+        return "not measured"
+    d = c.difference
+    est = f"{_signed(d)} " if d is not None else ""
+    return f"{est}[{_signed(c.interval[0])}, {_signed(c.interval[1])}]"
+
+
+def _signed(x: float) -> str:
+    text = _fmt(float(x))
+    return text if text.startswith("-") else f"+{text}"
+
+
 def _claim_rows(result: Result) -> list[list[str]]:
-    return [
-        [c.id, c.statement, _fmt(c.ours), f"{_fmt(c.reference)} ({c.reference_name})" if c.reference_name else _fmt(c.reference),
-         c.better, "holds" if c.holds else "does not hold"]
-        for c in result.claims
-    ]
+    rows = []
+    for c in result.claims:
+        reference = f"{_fmt(c.reference)} ({c.reference_name})" if c.reference_name else _fmt(c.reference)
+        margin = f"; margin {_fmt(c.margin)}" if c.margin else ""
+        rows.append([c.id, c.statement, _fmt(c.ours), reference, _interval_text(c), f"{c.better}{margin}",
+                     c.verdict, c.evidence or ("exact" if c.exact else "")])
+    return rows
+
+
+def claim_line(c) -> str:
+    """One line for a terminal: verdict, id, the numbers and the interval."""
+    name = c.reference_name or "reference"
+    return f"[{c.verdict}] {c.id}: ours {_fmt(c.ours)} vs {name} {_fmt(c.reference)}, difference {_interval_text(c)}"
 
 
 def _summary_row(e: Entry) -> list[str]:
     if e.result is None:
-        return [e.name, e.title, e.status, "-", "-"]
+        return [e.name, e.title, e.status, "-", "-", "-", "-"]
     r = e.result
     wall = f"{r.wall_seconds:.1f}" if isinstance(r.wall_seconds, (int, float)) else "-"
-    return [e.name, e.title, e.status, f"{r.claims_held} / {len(r.claims)}", wall]
+    counts = r.verdict_counts()
+    return [e.name, e.title, e.status, str(counts["holds"]), str(counts["inconclusive"]), str(counts["fails"]), wall]
 
 
-SUMMARY_HEADER = ["method", "paper", "status", "claims held", "wall s"]
-CLAIM_HEADER = ["claim", "statement", "ours", "reference", "better", "verdict"]
+LEGEND = ("A claim *holds* when the whole 95% interval of ours - reference lies beyond its margin on the better "
+          "side, *fails* when it lies wholly on the other side, and is *inconclusive* otherwise; exact claims "
+          "(deterministic computations) are point comparisons. The evidence column says how each interval was made.")
+SUMMARY_HEADER = ["method", "paper", "status", "holds", "inconclusive", "fails", "wall s"]
+CLAIM_HEADER = ["claim", "statement", "ours", "reference", "ours - reference [95% interval]", "better",
+                "verdict", "evidence"]
+VERDICT_CLASS = {"holds": "holds", "inconclusive": "inconclusive", "fails": "fails"}
+
+
+def _seeds(r: Result) -> str:
+    seeds = r.seeds or [r.seed]
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
 
 
 # ---------------------------------------------------------------- markdown
@@ -182,7 +252,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def _markdown(entries: list[Entry], folder: Path, zoo: list[list[str]]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = ["# tenfold report", "", f"Built {stamp} from the result.json files under this folder.", ""]
-    out += [_md_table(SUMMARY_HEADER, [_summary_row(e) for e in entries]), ""]
+    out += [_md_table(SUMMARY_HEADER, [_summary_row(e) for e in entries]), "", LEGEND, ""]
     if zoo:
         out += ["Zoo models built during this run (a one-time cost, not part of the methods' wall time):", "",
                 _md_table(ZOO_HEADER, zoo), ""]
@@ -194,7 +264,7 @@ def _markdown(entries: list[Entry], folder: Path, zoo: list[list[str]]) -> str:
             out += [f"Status: **{e.status}**.", ""]
             continue
         r = e.result
-        out += [f"Status: **{r.status}**; profile `{r.profile}`, seed {r.seed}, "
+        out += [f"Status: **{r.status}**; profile `{r.profile}`, {_seeds(r)}, "
                 f"device {r.environment.get('device', '?')}.", ""]
         out += [f"> {n}" for n in r.notes] + ([""] if r.notes else [])
         if r.error:
@@ -217,7 +287,8 @@ def _markdown(entries: list[Entry], folder: Path, zoo: list[list[str]]) -> str:
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:.25em .6em;font-size:.9em}
-th{background:#f3f3f3}.holds{color:#176b1a;font-weight:600}.nothold{color:#a11;font-weight:600}
+th{background:#f3f3f3}.holds{color:#176b1a;font-weight:600}.fails{color:#a11;font-weight:600}
+.inconclusive{color:#8a6d00;font-weight:600}
 .note{background:#fff6d6;padding:.4em .8em;border-left:4px solid #e0b100}img{max-width:100%;border:1px solid #ddd}
 pre{background:#f7f7f7;padding:.6em;overflow:auto}"""
 
@@ -228,7 +299,7 @@ def _h_table(header: list[str], rows: list[list[str]]) -> str:
     for row in rows:
         cells = []
         for c in row:
-            cls = ' class="holds"' if c == "holds" else ' class="nothold"' if c == "does not hold" else ""
+            cls = f' class="{VERDICT_CLASS[c]}"' if c in VERDICT_CLASS else ""
             cells.append(f"<td{cls}>{html.escape(c)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
@@ -238,7 +309,8 @@ def _html(entries: list[Entry], folder: Path, zoo: list[list[str]]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>tenfold report</title><style>{_CSS}</style></head><body>",
              "<h1>tenfold report</h1>", f"<p>Built {stamp} from the result.json files under this folder.</p>",
-             _h_table(SUMMARY_HEADER, [_summary_row(e) for e in entries])]
+             _h_table(SUMMARY_HEADER, [_summary_row(e) for e in entries]),
+             f"<p>{html.escape(LEGEND).replace('*', '')}</p>"]
     if zoo:
         parts += ["<p>Zoo models built during this run (a one-time cost, not part of the methods' wall time):</p>",
                   _h_table(ZOO_HEADER, zoo)]
@@ -250,7 +322,7 @@ def _html(entries: list[Entry], folder: Path, zoo: list[list[str]]) -> str:
             parts.append(f"<p>Status: <b>{html.escape(e.status)}</b>.</p>")
             continue
         r = e.result
-        parts.append(f"<p>Status: <b>{html.escape(r.status)}</b>; profile <code>{html.escape(r.profile)}</code>, seed {r.seed}, "
+        parts.append(f"<p>Status: <b>{html.escape(r.status)}</b>; profile <code>{html.escape(r.profile)}</code>, {_seeds(r)}, "
                      f"device {html.escape(str(r.environment.get('device', '?')))}.</p>")
         parts += [f"<p class='note'>{html.escape(n)}</p>" for n in r.notes]
         if r.error:

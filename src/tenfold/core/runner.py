@@ -17,7 +17,8 @@ from tenfold.core.registry import MethodSpec
 from tenfold.core.results import Result
 from tenfold.core.runtime import environment, seed_everything
 
-PROFILES = ("quick", "full")
+# smoke: each method end to end in seconds (tests, `make gpu-check`); quick: 2 CPU cores; full: a GPU
+PROFILES = ("smoke", "quick", "full")
 
 
 def check_profile(profile: str) -> str:
@@ -26,20 +27,28 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def run_method(spec: MethodSpec, kind: str, profile: str, seed: int, out: Path, fail_fast: bool = False) -> Result:
+def check_seeds(seeds: int | None) -> int | None:
+    if seeds is not None and seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {seeds}")
+    return seeds
+
+
+def run_method(spec: MethodSpec, kind: str, profile: str, seed: int, out: Path, fail_fast: bool = False,
+               seeds: int | None = None) -> Result:
     """Run `spec`'s `kind` ('reproduce' or 'bench') and write out/<name>/result.json.
 
     A method that raises is recorded as a failed result (with its traceback) instead of stopping the
     whole run; `fail_fast` re-raises instead, for the single-method commands.
     """
     check_profile(profile)
+    check_seeds(seeds)
     folder = Path(out) / spec.name
     ensure_writable_dir(folder)
     seed_everything(seed)
     start = time.perf_counter()
     say(f"[tenfold] {spec.name} {kind} ({profile}) -> {folder}")
     try:
-        result = spec.run(kind, profile=profile, seed=seed, out=folder)
+        result = spec.run(kind, profile=profile, seed=seed, out=folder, seeds=seeds)
         if not isinstance(result, Result):
             raise TypeError(f"{spec.name}.{kind} returned {type(result).__name__}, not a Result")
     except Exception as err:
@@ -53,6 +62,8 @@ def run_method(spec: MethodSpec, kind: str, profile: str, seed: int, out: Path, 
     if result.wall_seconds is None:
         result.wall_seconds = round(time.perf_counter() - start, 3)
     result.write(folder)
-    held = f"{result.claims_held}/{len(result.claims)} claims hold" if result.claims else "no claims"
+    counts = result.verdict_counts()
+    held = (f"{counts['holds']} hold, {counts['inconclusive']} inconclusive, {counts['fails']} fail"
+            if result.claims else "no claims")
     say(f"[tenfold] {spec.name} {kind}: {result.status}, {held}, {result.wall_seconds:.1f}s")
     return result

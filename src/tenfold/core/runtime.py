@@ -15,7 +15,7 @@ import torch
 from tenfold.core.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-_settings = {"device": "auto", "threads": None}
+_settings = {"device": "auto", "threads": None, "mixed_precision": "no"}
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -28,8 +28,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def configure(device: str | None = None, threads: int | None = None) -> None:
-    """Set the process-wide device preference and torch thread count (the CLI's --device/--threads)."""
+def configure(device: str | None = None, threads: int | None = None, mixed_precision: str | None = None) -> None:
+    """Set the process-wide device preference, torch thread count and training precision (the CLI's
+    --device/--threads/--mixed-precision)."""
     if device is not None:
         if device not in DEVICES and not device.startswith("cuda:"):
             raise InputError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}")
@@ -39,6 +40,20 @@ def configure(device: str | None = None, threads: int | None = None) -> None:
             raise InputError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
         _settings["threads"] = threads
+    if mixed_precision is not None:
+        if mixed_precision not in ("no", "bf16", "fp16"):
+            raise InputError(f"--mixed-precision must be one of no, bf16, fp16, got {mixed_precision!r}")
+        _settings["mixed_precision"] = mixed_precision
+
+
+def mixed_precision_setting() -> str:
+    """The training precision asked for (--mixed-precision or TENFOLD_MIXED_PRECISION), default 'no'."""
+    return os.environ.get("TENFOLD_MIXED_PRECISION") or _settings["mixed_precision"]
+
+
+def is_main_process() -> bool:
+    """False in every process but rank 0 of a distributed launch (accelerate/torchrun set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def pick_device(preference: str | None = None) -> torch.device:
