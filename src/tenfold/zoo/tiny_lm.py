@@ -2,7 +2,7 @@
 Python documentation by default, or `--text PATH`):
 
 - `tiny-lm`: LLaMA architecture, ~5M parameters, 128-token windows, 1.4M training tokens.
-- `tiny-lm-long`: the same size with 64-dim heads, trained about 2.6x longer and to a 1,024-token
+- `tiny-lm-long`: the same size with 64-dim heads, trained on 2.1x the tokens and to a 1,024-token
   context (most steps at 256 tokens, the last ones at 1,024: the usual short-then-long schedule), for
   methods whose inputs are long (MIND prompts, real KV caches for HSR) or that need a model that is
   less undertrained (pruning).
