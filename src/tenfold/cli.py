@@ -17,6 +17,12 @@ from tenfold import methods
 from tenfold.core.errors import TenfoldError, UnknownNameError
 
 _state = {"debug": False}
+try:  # typer >= 0.20 vendors click; older typer raises click's own exceptions
+    from typer._click.exceptions import UsageError as _TyperUsageError
+except ImportError:  # pragma: no cover
+    _TyperUsageError = click.UsageError
+USAGE_ERRORS = (click.UsageError, _TyperUsageError)
+ABORTS = (click.Abort, typer.Abort)
 
 
 class MethodGroup(TyperGroup):
@@ -227,36 +233,57 @@ def _print_table(header, rows) -> None:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
-LONG_COMMAND_SECONDS = 5.0
+LONG_COMMAND_SECONDS = 20.0
 
 
-def main() -> None:
-    """Console entry point, the CLI's error boundary: a TenfoldError or an OS error (a file that
-    cannot be read or written) is one line on stderr and exit 2 (traceback with --debug). A command
-    that ran for a while ends with its device, dtype and peak memory."""
+def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr and the exit code: the whole error contract of the command line."""
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point and the CLI's one error boundary.
+
+    A usage error (unknown option, bad value), a TenfoldError, or an OS error (a file that cannot be
+    read or written) is one line on stderr and exit 2; --debug shows the traceback instead. A command
+    that ran for a while ends with its device, dtype and peak memory on stderr.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
     start = time.perf_counter()
-    debug = "--debug" in sys.argv
     try:
-        app()
-    except SystemExit as done:
-        if done.code in (0, None) and time.perf_counter() - start > LONG_COMMAND_SECONDS:
-            from tenfold.core.accel import device_summary
-            from tenfold.core.progress import say
-
-            say(f"[tenfold] {device_summary()}")
-        raise
+        if not args:
+            args = ["--help"]
+        code = app(args=args, prog_name="tenfold", standalone_mode=False)
+    except USAGE_ERRORS as err:
+        if debug:
+            raise
+        if type(err).__name__ == "NoArgsIsHelpError":  # a group called bare: its help is shown, not an error
+            sys.exit(0)
+        where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else " (see `tenfold --help`)"
+        _fail(err.format_message().replace("\n", " ") + where)
+    except ABORTS:
+        _fail("aborted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted; outputs written so far are complete (atomic), and long runs resume from their checkpoint",
+              130)
     except TenfoldError as err:
         if _state["debug"] or debug:
             raise
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+        _fail(str(err).replace("\n", " "), err.exit_code)
     except OSError as err:
         if _state["debug"] or debug:
             raise
         where = f"{err.filename}: " if err.filename else ""
-        typer.echo(f"error: {where}{err.strerror or err} (check the path and its permissions; --debug shows where)",
-                   err=True)
-        sys.exit(2)
+        _fail(f"{where}{err.strerror or err} (check the path and its permissions; --debug shows where)")
+    code = code if isinstance(code, int) else 0
+    if code == 0 and time.perf_counter() - start > LONG_COMMAND_SECONDS:
+        from tenfold.core.accel import device_summary
+        from tenfold.core.progress import say
+
+        say(f"[tenfold] {device_summary()}")
+    sys.exit(code)
 
 
 if __name__ == "__main__":
