@@ -54,10 +54,12 @@ class ZooSpec:
             return self._build(seed, **options)
 
     def _build(self, seed: int, **options) -> dict:
+        """Build under the lock; half-built folders of killed builds (any other `.NAME.building-*`:
+        their owner held this lock, so it is dead) are removed first."""
         final = self.path()
+        for stale in final.parent.glob(f".{final.name}.building-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         work = final.with_name(f".{final.name}.building-{os.getpid()}")
-        if work.exists():
-            shutil.rmtree(work)
         work.mkdir(parents=True)
         say(f"[zoo] building {self.name} (one-time cost; cached at {final})")
         start = time.perf_counter()
@@ -78,6 +80,7 @@ class ZooSpec:
 
 @contextmanager
 def _build_lock(final: Path):
+    """An exclusive flock: the kernel releases it when its holder dies, so a killed build never blocks."""
     final.parent.mkdir(parents=True, exist_ok=True)
     with open(final.with_name(f".{final.name}.lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
