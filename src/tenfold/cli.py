@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -272,6 +273,12 @@ def main(argv: list[str] | None = None) -> None:
         if _state["debug"] or debug:
             raise
         _fail(str(err).replace("\n", " "), err.exit_code)
+    except pickle.UnpicklingError as err:
+        if _state["debug"] or debug:
+            raise
+        _fail(f"refused to load a pickled file that holds more than plain tensors ({str(err).splitlines()[0][:120]}): "
+              "tenfold loads weights as safetensors or weights-only pickles; convert the model with save_pretrained "
+              "(safe_serialization=True) from code you trust")
     except OSError as err:
         if _state["debug"] or debug:
             raise
