@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 import tenfold
 from tenfold import methods
-from tenfold.core.errors import TenfoldError, UnknownNameError
+from tenfold.core.errors import DryRunStop, TenfoldError, UnknownNameError
 
 _state = {"debug": False}
 try:  # typer >= 0.20 vendors click; older typer raises click's own exceptions
@@ -87,13 +87,15 @@ def _root(
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     mixed_precision: str = typer.Option("no", "--mixed-precision",
                                         help="Training precision through accelerate: no, bf16 or fp16 (GPU)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check every argument and input, then stop before "
+                                 "long work starts (training, a method run, a zoo build, a long loop); exit 0."),
 ) -> None:
     from tenfold.core.progress import set_quiet
     from tenfold.core.runtime import configure
 
     _state["debug"] = debug
     set_quiet(quiet)
-    configure(device=device, threads=threads, mixed_precision=mixed_precision)
+    configure(device=device, threads=threads, mixed_precision=mixed_precision, dry_run=dry_run)
 
 
 def _expected():
@@ -269,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted; outputs written so far are complete (atomic), and long runs resume from their checkpoint",
               130)
+    except DryRunStop as stop:
+        typer.echo(f"ok: {stop}", err=True)
+        sys.exit(0)
     except TenfoldError as err:
         if _state["debug"] or debug:
             raise

@@ -25,7 +25,7 @@ import sys
 import torch
 
 from tenfold.core.errors import InputError
-from tenfold.core.runtime import mixed_precision_setting, pick_device
+from tenfold.core.runtime import mixed_precision_setting, pick_device, work_starts
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 _cached: dict = {}
@@ -57,6 +57,7 @@ def accelerator(mixed_precision: str | None = None, gradient_accumulation_steps:
         raise InputError(f"gradient accumulation steps must be at least 1, got {gradient_accumulation_steps}")
     device = pick_device()
     mode = check_mixed_precision(mixed_precision or mixed_precision_setting(), device)
+    work_starts("training")
     key = (device.type, mode, gradient_accumulation_steps)
     if key not in _cached:
         if _cached:  # accelerate keeps one global state; a different setting needs a fresh one

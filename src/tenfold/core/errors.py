@@ -39,6 +39,12 @@ class BackendError(TenfoldError):
     """An external service (an LLM endpoint, say) failed or answered badly."""
 
 
+class DryRunStop(TenfoldError):
+    """Raised where long work would start under --dry-run: every argument and input was accepted."""
+
+    exit_code = 0
+
+
 def check(condition: bool, message: str, error: type[TenfoldError] = InputError) -> None:
     """Raise `error(message)` unless `condition` holds: the one-line boundary check."""
     if not condition:

@@ -22,7 +22,13 @@ def is_quiet() -> bool:
 
 
 def progress(iterable: Iterable[T] | None = None, desc: str = "", total: int | None = None, **kwargs) -> tqdm:
-    """Wrap `iterable` in a progress bar (or make a manual one when `iterable` is None)."""
+    """Wrap `iterable` in a progress bar (or make a manual one when `iterable` is None).
+
+    A progress bar marks long work: under --dry-run the command stops here.
+    """
+    from tenfold.core.runtime import work_starts
+
+    work_starts(desc or "a long loop")
     disable = is_quiet() or not sys.stderr.isatty()
     return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False, dynamic_ncols=True, **kwargs)
 

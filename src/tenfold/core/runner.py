@@ -15,7 +15,7 @@ from tenfold.core.io import ensure_writable_dir
 from tenfold.core.progress import say
 from tenfold.core.registry import MethodSpec
 from tenfold.core.results import Result
-from tenfold.core.runtime import environment, seed_everything
+from tenfold.core.runtime import environment, seed_everything, work_starts
 
 # smoke: each method end to end in seconds (tests, `make gpu-check`); quick: 2 CPU cores; full: a GPU
 PROFILES = ("smoke", "quick", "full")
@@ -44,6 +44,7 @@ def run_method(spec: MethodSpec, kind: str, profile: str, seed: int, out: Path, 
     check_seeds(seeds)
     folder = Path(out) / spec.name
     ensure_writable_dir(folder)
+    work_starts(f"{spec.name} {kind}")
     seed_everything(seed)
     start = time.perf_counter()
     say(f"[tenfold] {spec.name} {kind} ({profile}) -> {folder}")

@@ -15,7 +15,7 @@ import torch
 from tenfold.core.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-_settings = {"device": "auto", "threads": None, "mixed_precision": "no"}
+_settings = {"device": "auto", "threads": None, "mixed_precision": "no", "dry_run": False}
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -28,7 +28,8 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def configure(device: str | None = None, threads: int | None = None, mixed_precision: str | None = None) -> None:
+def configure(device: str | None = None, threads: int | None = None, mixed_precision: str | None = None,
+              dry_run: bool | None = None) -> None:
     """Set the process-wide device preference, torch thread count and training precision (the CLI's
     --device/--threads/--mixed-precision)."""
     if device is not None:
@@ -44,6 +45,20 @@ def configure(device: str | None = None, threads: int | None = None, mixed_preci
         if mixed_precision not in ("no", "bf16", "fp16"):
             raise InputError(f"--mixed-precision must be one of no, bf16, fp16, got {mixed_precision!r}")
         _settings["mixed_precision"] = mixed_precision
+    if dry_run is not None:
+        _settings["dry_run"] = dry_run
+
+
+def work_starts(what: str) -> None:
+    """Mark where long work begins (a loop with a progress bar, a method run, a zoo build, training).
+
+    Under --dry-run this stops the command with exit 0: every argument and input checked before
+    this point was accepted, and nothing long has run.
+    """
+    if _settings["dry_run"]:
+        from tenfold.core.errors import DryRunStop
+
+        raise DryRunStop(f"arguments and inputs accepted; stopped before {what} (--dry-run)")
 
 
 def mixed_precision_setting() -> str:

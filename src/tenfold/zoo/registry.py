@@ -56,6 +56,9 @@ class ZooSpec:
     def _build(self, seed: int, **options) -> dict:
         """Build under the lock; half-built folders of killed builds (any other `.NAME.building-*`:
         their owner held this lock, so it is dead) are removed first."""
+        from tenfold.core.runtime import work_starts
+
+        work_starts(f"building zoo model {self.name}")
         final = self.path()
         for stale in final.parent.glob(f".{final.name}.building-*"):
             shutil.rmtree(stale, ignore_errors=True)
