@@ -15,7 +15,7 @@ softmax mass tau satisfies tau <= (n - r) e^t / (S_R + (n - r) e^t) with S_R the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -50,50 +50,67 @@ def relu_weights(scores: torch.Tensor, bias: float, alpha: int) -> torch.Tensor:
 
 @dataclass
 class AttentionStats:
-    """What a call touched: reported keys per query, and whether it fell back to the dense path."""
+    """What a call computed, per query: keys scored (dot products with keys), keys reported (nonzero
+    weights) and index bounds evaluated; and whether it fell back to the dense path."""
 
-    reported: list[int]
     n: int
+    scored: list[int] = field(default_factory=list)
+    reported: list[int] = field(default_factory=list)
+    bounds: list[int] = field(default_factory=list)
     dense_fallback: bool = False
 
     @property
-    def touched_fraction(self) -> float:
+    def scored_fraction(self) -> float:
+        return sum(self.scored) / max(1, self.n * len(self.scored))
+
+    @property
+    def reported_fraction(self) -> float:
         return sum(self.reported) / max(1, self.n * len(self.reported))
 
 
 def relu_attention(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, alpha: int = 1, bias: float = 0.0,
-                   index: HalfSpaceIndex | bool | None = None, scale: float | None = None,
-                   dense_fraction: float = 0.5, return_stats: bool = False):
+                   index=None, scale: float | None = None, dense_fraction: float = 0.5,
+                   return_stats: bool = False):
     """ReLU^alpha attention out = sum_i w_i v_i / sum_i w_i, w_i = ReLU(scale <q, k_i> - bias)^alpha.
 
     q: (d,) or (m, d). `index`: None for the dense computation, True to build a HalfSpaceIndex over K,
-    or a prebuilt index over K; with it only reported keys are touched. When more than `dense_fraction`
-    of the keys qualify (a bias so low that most keys do), it falls back to dense and says so in the
-    stats. A query with no qualifying key outputs zeros (0/0 is defined as 0 here).
+    or a prebuilt index over K (a `HalfSpaceIndex`, `LowRankBlockIndex` or anything with
+    `report(q, b) -> (ids, scores)` and `last_stats`); with it only the keys it scores are touched and
+    each is dotted once. When more than `dense_fraction` of the keys qualify (a bias so low that most
+    keys do), it falls back to dense and says so in the stats. A query with no qualifying key outputs
+    zeros (0/0 is defined as 0 here).
     """
-    _validate(q, K, V, alpha, scan_keys=not isinstance(index, HalfSpaceIndex))
+    prebuilt = index is not None and index is not False and index is not True
+    _validate(q, K, V, alpha, scan_keys=not prebuilt)
     scale = 1.0 / math.sqrt(K.shape[1]) if scale is None else scale
     Q = q.unsqueeze(0) if q.dim() == 1 else q
-    stats = AttentionStats([], K.shape[0])
+    n = K.shape[0]
+    stats = AttentionStats(n)
     if index is None or index is False:
         out = _relu_dense(Q, K, V, alpha, bias, scale)
-        stats.reported = [K.shape[0]] * len(Q)
+        stats.scored = [n] * len(Q)
+        stats.reported = [int(c) for c in ((scale * (Q @ K.T)) > bias).sum(1)]
+        stats.bounds = [0] * len(Q)
     else:
         if index is True:
             index = HalfSpaceIndex(K)
-        if len(index) != K.shape[0]:
-            raise InputError(f"the index holds {len(index)} keys but K has {K.shape[0]}: rebuild or append to it")
+        if len(index) != n:
+            raise InputError(f"the index holds {len(index)} keys but K has {n}: rebuild or append to it")
         out = torch.zeros(len(Q), V.shape[1], dtype=V.dtype, device=V.device)
         for i, qi in enumerate(Q):
-            ids = index.query(scale * qi, bias)  # half-space {k : <scale q, k> > b}
+            ids, s = index.report(scale * qi, bias)  # half-space {k : <scale q, k> > b}, with its scores
+            st = index.last_stats
             stats.reported.append(len(ids))
-            if len(ids) > dense_fraction * K.shape[0]:
+            stats.bounds.append(st.bounds)
+            if len(ids) > dense_fraction * n:
                 stats.dense_fallback = True
+                stats.scored.append(st.scored + n)
                 out[i] = _relu_dense(qi[None], K, V, alpha, bias, scale)[0]
                 continue
+            stats.scored.append(st.scored)
             if len(ids):
-                w = relu_weights(scale * (K[ids] @ qi), bias, alpha)
-                out[i] = (w @ V[ids]) / w.sum()
+                w = relu_weights(s, bias, alpha)
+                out[i] = (w.to(V.dtype) @ V[ids]) / w.sum()
     out = out[0] if q.dim() == 1 else out
     return (out, stats) if return_stats else out
 

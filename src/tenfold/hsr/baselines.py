@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tenfold.hsr.attention import relu_weights
+from tenfold.hsr.index import QueryStats, roundoff_margin
 
 
 def dense_softmax(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
@@ -35,25 +36,43 @@ def topk_scan_softmax(q, K, V, k: int, scale: float | None = None) -> torch.Tens
 
 class BlockBound:
     """Quest-style: blocks of `block` consecutive keys with elementwise min/max; a block is read only
-    when its upper bound sum_i max(q_i lo_i, q_i hi_i) can exceed the threshold."""
+    when its upper bound sum_i max(q_i lo_i, q_i hi_i) can exceed the threshold (float64, with the
+    rigorous round-off margin of `index.roundoff_margin`, so the ReLU answer is exact)."""
 
     def __init__(self, K: torch.Tensor, block: int = 64):
         n, d = K.shape
         pad = (-n) % block
         self.K, self.block, self.n = K, block, n
         Kp = torch.cat([K, K[:1].expand(pad, d)]) if pad else K
-        blocks = Kp.view(-1, block, d)
+        blocks = Kp.double().view(-1, block, d)
         self.lo, self.hi = blocks.amin(1), blocks.amax(1)
-        self.last_touched = 0
+        self.k_inf, self.k_2 = float(K.abs().max()), float(K.double().norm(dim=1).max())
+        self.last_stats = QueryStats()
 
-    def relu(self, q, V, alpha: int = 1, bias: float = 0.0, scale: float | None = None) -> torch.Tensor:
-        scale = 1.0 / math.sqrt(self.K.shape[1]) if scale is None else scale
-        qs = scale * q
-        upper = self.hi @ qs.clamp(min=0) + self.lo @ qs.clamp(max=0)
-        blocks = torch.nonzero(upper > bias).flatten()
+    def __len__(self) -> int:
+        return self.n
+
+    def upper_bounds(self, q64: torch.Tensor) -> torch.Tensor:
+        """(blocks,) float64 upper bounds of <q, k> over each block (before the round-off margin)."""
+        return self.hi @ q64.clamp(min=0) + self.lo @ q64.clamp(max=0)
+
+    def report(self, q: torch.Tensor, b: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, scores) of every key with <q, k> > b."""
+        q64 = q.double()
+        margin = roundoff_margin(q64, b, self.K.dtype, self.k_inf, self.k_2)
+        upper = self.upper_bounds(q64)
+        blocks = torch.nonzero(upper > b - margin).flatten()
         ids = (blocks[:, None] * self.block + torch.arange(self.block)).flatten()
         ids = ids[ids < self.n]
-        self.last_touched = len(ids)
-        w = relu_weights(self.K[ids] @ qs, bias, alpha)
+        s = self.K[ids] @ q
+        keep = s > b
+        self.last_stats = QueryStats(scored=len(ids), reported=int(keep.sum()), bounds=len(upper))
+        return ids[keep], s[keep]
+
+    def relu(self, q, V, alpha: int = 1, bias: float = 0.0, scale: float | None = None) -> torch.Tensor:
+        """ReLU^alpha attention of one query over the keys of the blocks that can qualify."""
+        scale = 1.0 / math.sqrt(self.K.shape[1]) if scale is None else scale
+        ids, s = self.report(scale * q, bias)
+        w = relu_weights(s, bias, alpha)
         total = w.sum()
         return (w @ V[ids]) / total if total > 0 else torch.zeros(V.shape[1], dtype=V.dtype)

@@ -49,12 +49,12 @@ def validate(
         got = index.query(scale * q, bias)
         ref = torch.nonzero(K @ (scale * q) > bias).flatten()
         mismatched += int(not torch.equal(got, ref))
-        touched += index.last_touched
+        touched += index.last_stats.scored
         a = relu_attention(q, K, V, alpha, bias, index=index)
         r = relu_attention(q.double(), K.double(), V.double(), alpha, bias)
         if r.abs().max() > 0:
             worst = max(worst, float((a.double() - r).abs().max() / r.abs().max()))
     typer.echo(json.dumps({"keys": list(K.shape), "queries": len(Q), "queries_with_wrong_set": mismatched,
-                           "touched_fraction": touched / (len(Q) * len(K)), "relu_max_rel_err": worst}, indent=2))
+                           "scored_fraction": touched / (len(Q) * len(K)), "relu_max_rel_err": worst}, indent=2))
     if mismatched:
         raise typer.Exit(1)

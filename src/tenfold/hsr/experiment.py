@@ -64,11 +64,11 @@ def scaling_sweep(ns: list[int], d: int, decay: float, queries: int, alpha: int,
         touched = reported = bb_touched = 0
         for q in Q:
             hsr_t += _time(lambda q=q: relu_attention(q, K, V, alpha, b, index=index), 5)  # noqa: B023 (called at once)
-            touched += index.last_touched
+            touched += index.last_stats.scored
             reported += int((scale * (K @ q) > b).sum())
             dense_t += _time(lambda q=q: dense_softmax(q, K, V), 5)  # noqa: B023 (called at once)
             bb_t += _time(lambda q=q: blocks.relu(q, V, alpha, b), 5)  # noqa: B023 (called at once)
-            bb_touched += blocks.last_touched
+            bb_touched += blocks.last_stats.scored
             topk_t += _time(lambda q=q: topk_scan_softmax(q, K, V, k_top), 5)  # noqa: B023 (called at once)
         m = len(Q)
         points.append({"n": n, "hsr_seconds": hsr_t / m, "dense_seconds": dense_t / m, "blockbound_seconds": bb_t / m,
@@ -138,7 +138,7 @@ def _softmax_rows(seed: int, n: int, d: int, keys: str) -> list[dict]:
 def real_model(seed: int, out: Path) -> dict:
     """ReLU sparsity of the zoo tiny-lm's heads, HSR exactness on its q/k/v, and greedy decoding equality."""
     from tenfold.hsr.attention import relu_attention
-    from tenfold.hsr.cache import DENSE, HSR, touched_fraction, use_relu_attention
+    from tenfold.hsr.cache import DENSE, HSR, use_relu_attention, work_counts
     from tenfold.zoo.registry import get_model
 
     spec = get_model("tiny-lm")
@@ -199,7 +199,7 @@ def real_model(seed: int, out: Path) -> dict:
         hsr_tokens = model.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=tok.eos_token_id)
     return {"source": source, "tokens": int(ids.shape[1]), "layers": layers, "relu_max_rel_err": worst,
             "dropin_same_tokens": bool(torch.equal(dense_tokens, hsr_tokens)),
-            "dropin_touched_fraction": touched_fraction()}
+            "dropin_work": work_counts(model)}
 
 
 def _plot(out: Path, scaling: dict) -> str:
