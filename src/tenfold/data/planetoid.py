@@ -44,6 +44,9 @@ class DocumentNetwork:
     synthetic: bool = False
     truth: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)  # what validation changed (dropped self-loops, ...)
+    vocab: list[str] | None = None  # word of each column, where known
+    node_names: list[str] | None = None  # e.g. the documentation page of each node
+    label_names: list[str] | None = None
 
     @property
     def n_edges(self) -> int:
@@ -61,7 +64,8 @@ class DocumentNetwork:
     def with_edges(self, edges: np.ndarray) -> DocumentNetwork:
         """Same documents, another (already clean) link list: the training graph of a split."""
         return DocumentNetwork(self.name, self.n_nodes, self.n_words, self.rows, self.cols, self.vals,
-                               edges, self.labels, self.synthetic, self.truth, dict(self.report))
+                               edges, self.labels, self.synthetic, self.truth, dict(self.report), self.vocab,
+                               self.node_names, self.label_names)
 
 
 def build_network(counts, edges, labels=None, name: str = "user", n_nodes: int | None = None,
@@ -165,6 +169,9 @@ def save_network(net: DocumentNetwork, path: str | os.PathLike) -> Path:
               "name": np.array(net.name)}
     if net.labels is not None:
         arrays["labels"] = net.labels
+    for key in ("vocab", "node_names", "label_names"):
+        if getattr(net, key) is not None:
+            arrays[key] = np.array(getattr(net, key), dtype=str)
     for key, mats in net.truth.items():
         for t, m in enumerate(mats):
             arrays[f"truth_{key}_{t}"] = np.asarray(m)
@@ -196,9 +203,15 @@ def load_network(path: str | os.PathLike) -> DocumentNetwork:
         truth.setdefault(what, {})[int(t)] = z[key]
     truth = {k: [d[t] for t in sorted(d)] for k, d in truth.items()}
     counts = sp.coo_matrix((vals, (rows, cols)), shape=(n, v))
-    return build_network(counts, edges, z["labels"] if "labels" in z.files else None,
-                         name=str(z["name"]) if "name" in z.files else path.stem, n_nodes=n,
-                         synthetic=bool(z["synthetic"]) if "synthetic" in z.files else False, truth=truth)
+    net = build_network(counts, edges, z["labels"] if "labels" in z.files else None,
+                        name=str(z["name"]) if "name" in z.files else path.stem, n_nodes=n,
+                        synthetic=bool(z["synthetic"]) if "synthetic" in z.files else False, truth=truth)
+    for key in ("vocab", "node_names", "label_names"):
+        if key in z.files:
+            setattr(net, key, [str(w) for w in z[key]])
+    if net.vocab is not None and len(net.vocab) != v:
+        raise InputError(f"{path}: vocab has {len(net.vocab)} words but the counts have {v} columns")
+    return net
 
 
 register_dataset(DatasetSpec(
