@@ -11,17 +11,19 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "prune", "PruneConfig", "METHODS", "numerical_score", "head_scores", "NumericalConfig",
+    "prune", "PruneConfig", "METHODS", "ALLOCATIONS", "score_model", "allocate", "apply_plan",
+    "numerical_score", "head_scores", "NumericalConfig",
     "compensation_delta", "compensated_weight", "CompensationConfig", "save_pruned", "load_pruned",
-    "SUPPORTED", "perplexity", "generation_throughput", "count_parameters",
+    "SUPPORTED", "perplexity", "window_nll", "generation_throughput", "count_parameters",
 ]
 
 _WHERE = {
-    "prune": "pruner", "PruneConfig": "pruner", "METHODS": "pruner",
+    "prune": "pruner", "PruneConfig": "pruner", "METHODS": "pruner", "ALLOCATIONS": "pruner",
+    "score_model": "pruner", "allocate": "pruner", "apply_plan": "pruner",
     "numerical_score": "scores", "head_scores": "scores", "NumericalConfig": "scores",
     "compensation_delta": "compensate", "compensated_weight": "compensate", "CompensationConfig": "compensate",
     "save_pruned": "surgery", "load_pruned": "surgery", "SUPPORTED": "surgery",
-    "perplexity": "evaluate", "generation_throughput": "evaluate", "count_parameters": "evaluate",
+    "perplexity": "evaluate", "window_nll": "evaluate", "generation_throughput": "evaluate", "count_parameters": "evaluate",
 }
 
 

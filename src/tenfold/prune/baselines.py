@@ -1,7 +1,10 @@
 """The competing structured-pruning scores, on the same units and calibration set as the paper's.
 
 Every scorer returns, per layer, one score per attention unit and one per MLP channel (higher =
-more important). Sources:
+more important). A unit's score is per output-projection channel of the unit (the mean of its
+channels' scores, or its aggregate divided by its width), as the paper's eq. (7) does for heads, so
+every score can be put under the paper's alpha-scaled global ranking (eq. 8); FLAP's standardised
+and the uniform allocations do not depend on that scale. Sources:
 - magnitude: L2 norm of every weight a unit owns (the "L2 weight" baseline of LLM-Pruner / FLAP).
 - wanda-sp: structured Wanda (as defined in FLAP, An et al. 2024): sum_i |W_ji| * ||X_j||_2 over the
   output projection's input channel j, summed over a head's channels.
@@ -23,12 +26,12 @@ Scores = tuple[torch.Tensor, torch.Tensor]  # (unit scores (n_units,), channel s
 
 
 def _per_unit(channel_values: torch.Tensor, block: Block) -> torch.Tensor:
-    return channel_values.view(block.n_units, -1).sum(dim=1)
+    return channel_values.view(block.n_units, -1).mean(dim=1)
 
 
 def magnitude_scores(block: Block) -> Scores:
     units = torch.stack([torch.sqrt(sum((w.double() ** 2).sum() for w in block.unit_weights(u)))
-                         for u in range(block.n_units)])
+                         for u in range(block.n_units)]) / block.unit_width
     channels = torch.sqrt(sum((w.double() ** 2).sum(dim=1) for w in block.channel_weights()))
     return units, channels
 
@@ -63,12 +66,15 @@ def taylor_scores(block: Block) -> Scores:
         return sum((w.double() * g.double()).abs().sum(dim=dim) if dim is not None else
                    (w.double() * g.double()).abs().sum() for w, g in zip(ws, gs, strict=True))
     units = torch.stack([first_order(block.unit_weights(u), block.unit_weights(u, grad=True))
-                         for u in range(block.n_units)])
+                         for u in range(block.n_units)]) / block.unit_width
     channels = first_order(block.channel_weights(), block.channel_weights(grad=True), dim=1)
     return units, channels
 
 
-def flap_bias(block: Block, site: str, stats: SiteStats, pruned: torch.Tensor) -> torch.Tensor:
-    """FLAP's bias compensation for removing input channels `pruned` of an output projection: (D',)."""
-    w = out_weight(block.site(site)).double().to(stats.gram.device)
-    return stats.mean[pruned] @ w[pruned]
+def flap_bias(block: Block, site: str, mean: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor:
+    """FLAP's bias compensation for removing input channels `pruned` of an output projection: (D',).
+
+    `mean` is the dense model's per-channel mean input of that projection.
+    """
+    w = out_weight(block.site(site)).double().to(mean.device)
+    return mean[pruned] @ w[pruned]

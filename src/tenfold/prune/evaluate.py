@@ -22,27 +22,45 @@ def weight_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
 
 
-@torch.no_grad()
-def perplexity(model: nn.Module, ids: torch.Tensor, seq_len: int, max_windows: int | None = None,
-               batch_size: int = 8) -> float:
-    """Perplexity over non-overlapping windows of `seq_len` tokens of the 1-D id stream `ids`."""
-    n = (len(ids) - 1) // seq_len
+def sample_windows(n_tokens: int, seq_len: int, count: int | None, seed: int = 0) -> torch.Tensor:
+    """Starts of `count` non-overlapping windows of `seq_len` tokens drawn uniformly (seeded, without
+    replacement) from the whole stream, sorted; every window when `count` is None or too large."""
+    n = (n_tokens - 1) // seq_len
     if n < 1:
-        raise InputError(f"evaluation text has {len(ids)} tokens, fewer than one window of {seq_len}; "
+        raise InputError(f"evaluation text has {n_tokens} tokens, fewer than one window of {seq_len}; "
                          "give a longer text or a shorter --seq-len")
-    if max_windows is not None:
-        n = min(n, max_windows)
-    windows = ids[: n * seq_len].view(n, seq_len)
-    device = next(model.parameters()).device
+    grid = torch.arange(n) * seq_len
+    if count is None or count >= n:
+        return grid
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count]
+    return grid[pick.sort().values]
+
+
+@torch.no_grad()
+def window_nll(model: nn.Module, ids: torch.Tensor, starts: torch.Tensor, seq_len: int,
+               batch_size: int = 8) -> torch.Tensor:
+    """Mean next-token negative log-likelihood (nats) of each window `ids[s: s + seq_len]`, float64."""
+    device = next(p.device for p in model.parameters() if p.device.type != "meta")
     model.eval()
-    total, count = 0.0, 0
-    for i in range(0, n, batch_size):
-        x = windows[i: i + batch_size].to(device)
+    out = []
+    for i in range(0, len(starts), batch_size):
+        x = torch.stack([ids[s: s + seq_len] for s in starts[i: i + batch_size].tolist()]).to(device)
         logits = model(input_ids=x, use_cache=False).logits[:, :-1].float()
-        total += nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1),
-                                             reduction="sum").item()
-        count += x[:, 1:].numel()
-    return math.exp(total / count)
+        nll = nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+        out.append(nll.double().mean(dim=1).cpu())
+    return torch.cat(out)
+
+
+def perplexity_of(nll: torch.Tensor) -> float:
+    """Perplexity of equal-length windows: exp of their mean per-token NLL."""
+    return math.exp(float(nll.mean()))
+
+
+def perplexity(model: nn.Module, ids: torch.Tensor, seq_len: int, max_windows: int | None = None,
+               seed: int = 0, batch_size: int = 8) -> float:
+    """Perplexity over `max_windows` windows of `seq_len` tokens drawn across the whole id stream."""
+    starts = sample_windows(len(ids), seq_len, max_windows, seed)
+    return perplexity_of(window_nll(model, ids, starts, seq_len, batch_size))
 
 
 @torch.no_grad()
@@ -52,7 +70,7 @@ def generation_throughput(model: nn.Module, prompt: torch.Tensor, new_tokens: in
 
     `prompt` is (batch, prompt length); every row generates exactly `new_tokens` tokens.
     """
-    device = next(model.parameters()).device
+    device = next(p.device for p in model.parameters() if p.device.type != "meta")
     model.eval()
     prompt = prompt.to(device)
     kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
@@ -71,7 +89,7 @@ def generation_throughput(model: nn.Module, prompt: torch.Tensor, new_tokens: in
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t)
     sec = sorted(times)[len(times) // 2]
-    out = {"tokens_per_second": prompt.shape[0] * new_tokens / sec, "seconds": sec,
+    out = {"tokens_per_second": prompt.shape[0] * new_tokens / sec, "seconds": sec, "run_seconds": times,
            "batch": int(prompt.shape[0]), "new_tokens": new_tokens}
     if device.type == "cuda":
         out["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

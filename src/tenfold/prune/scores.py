@@ -25,6 +25,7 @@ class NumericalConfig:
     iterations: int = 50  # T of Algorithm 1
     lam: float = 1.0  # lambda, in units of mean(diag(H_l)) so it is scale-free (our choice; not in the paper)
     damp: float = 1e-6  # relative ridge added to H_l only if it is singular (cf. Remark 5)
+    clip: bool = False  # ours, not the paper's: clip z to the relaxed mask's range [0, 1] before eq. (7)
 
 
 def mask_hessian(gram: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -50,7 +51,7 @@ def numerical_score(gram: torch.Tensor, w: torch.Tensor, ratio: float,
     for _ in range(config.iterations):
         g = hl @ (z - ones) + lam * (z.sum() - r) * ones  # eq. (6)
         z = z - torch.cholesky_solve(g.unsqueeze(1), chol).squeeze(1)  # Newton step
-    return z
+    return z.clamp(0.0, 1.0) if config.clip else z
 
 
 def head_scores(channel_scores: torch.Tensor, width: int) -> torch.Tensor:

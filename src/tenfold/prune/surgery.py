@@ -1,13 +1,18 @@
 """Physical removal of attention heads and MLP channels from `transformers` causal LMs.
 
-One `Block` view per decoder layer hides the family differences (LLaMA / Mistral / Qwen2: q,k,v,o +
-gate,up,down; OPT: q,k,v,out_proj + fc1,fc2; GPT-2: fused c_attn Conv1D + c_fc,c_proj Conv1D).
+One `Block` view per decoder layer hides the family differences:
+- LLaMA layout (LLaMA, Mistral, Qwen2, Qwen3 with its q/k norms, Gemma, Gemma2, Gemma3): q, k, v, o +
+  gate, up, down, with an explicit `head_dim`;
+- Phi-3: one fused qkv_proj ([q | k | v] rows) and one fused gate_up_proj ([gate | up] rows);
+- OPT: q, k, v, out_proj + fc1, fc2;
+- GPT-2: one fused Conv1D c_attn + Conv1D c_fc, c_proj.
 The paper's convention is X·W with W of shape (D, D') (Sec. 3.1); `out_weight` returns the output
 projection in that form whatever the storage (nn.Linear stores W^T, GPT-2's Conv1D stores W).
 
 Attention units: with grouped-query attention one unit is a key/value group (its kv head and the
 query heads that read it), so q, k, v and o share one mask as Sec. 3.1 asks; with multi-head
-attention a unit is one head.
+attention a unit is one head. Removal slices the layer's state and loads it into modules resized by
+`hub_modeling` (the file saved beside every globally pruned model), so saving and loading agree.
 """
 
 from __future__ import annotations
@@ -20,30 +25,30 @@ import torch
 from torch import nn
 
 from tenfold.core.errors import InputError, UnsupportedError
+from tenfold.prune import hub_modeling as hub
 
-LLAMA_LIKE = ("llama", "mistral", "qwen2")
-SUPPORTED = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, OPTForCausalLM, GPT2LMHeadModel"
-CONFIG_KEY = "tenfold_prune"  # per-layer sizes recorded in config.json
+SUPPORTED = ("LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GemmaForCausalLM, "
+             "Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, OPTForCausalLM, GPT2LMHeadModel")
+CONFIG_KEY = hub.CONFIG_KEY  # per-layer sizes recorded in config.json
+MODELING_FILE = "modeling_tenfold_pruned.py"
+# families whose stock config can state one set of pruned sizes (explicit head_dim): uniform pruning
+# of these loads with the stock class; everything else loads through the saved modeling file
+STOCK_EXPRESSIBLE = ("llama", "phi3")
 
 
 def family(model: nn.Module) -> str:
-    """'llama' (LLaMA, Mistral, Qwen2), 'opt' or 'gpt2'; UnsupportedError otherwise."""
-    kind = getattr(getattr(model, "config", None), "model_type", None)
-    if kind in LLAMA_LIKE:
-        return "llama"
-    if kind in ("opt", "gpt2"):
-        return kind
-    raise UnsupportedError(f"prune supports {SUPPORTED}; got {type(model).__name__} "
-                           f"(model_type={kind!r}). Convert the model or open an issue for its family.")
+    """The layout kind ('llama', 'phi3', 'opt', 'gpt2'); UnsupportedError for anything else."""
+    kind = hub.kind_of(getattr(model, "config", None))
+    if kind is None:
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        raise UnsupportedError(f"prune supports {SUPPORTED}; got {type(model).__name__} "
+                               f"(model_type={model_type!r}). Convert the model or open an issue for its family.")
+    return kind
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    fam = family(model)
-    if fam == "llama":
-        return model.model.layers
-    if fam == "opt":
-        return model.model.decoder.layers
-    return model.transformer.h
+    family(model)
+    return hub.decoder_layers(model)
 
 
 @dataclass
@@ -63,19 +68,13 @@ class Block:
 
     @property
     def attn_out(self) -> nn.Module:
-        return {"llama": lambda: self.attn.o_proj, "opt": lambda: self.attn.out_proj,
-                "gpt2": lambda: self.attn.c_proj}[self.fam]()
+        return {"opt": lambda: self.attn.out_proj, "gpt2": lambda: self.attn.c_proj}.get(
+            self.fam, lambda: self.attn.o_proj)()
 
     @property
     def mlp_out(self) -> nn.Module:
-        return {"llama": lambda: self.layer.mlp.down_proj, "opt": lambda: self.layer.fc2,
-                "gpt2": lambda: self.layer.mlp.c_proj}[self.fam]()
-
-    @property
-    def mlp_in(self) -> list[nn.Module]:
-        if self.fam == "llama":
-            return [self.layer.mlp.gate_proj, self.layer.mlp.up_proj]
-        return [self.layer.fc1] if self.fam == "opt" else [self.layer.mlp.c_fc]
+        return {"opt": lambda: self.layer.fc2, "gpt2": lambda: self.layer.mlp.c_proj}.get(
+            self.fam, lambda: self.layer.mlp.down_proj)()
 
     def site(self, name: str) -> nn.Module:
         return self.attn_out if name == "attn" else self.mlp_out
@@ -91,64 +90,88 @@ class Block:
         return self.n_kv
 
     @property
+    def unit_width(self) -> int:
+        """Input channels of the attention output projection in one unit."""
+        return self.group * self.head_dim
+
+    @property
     def n_channels(self) -> int:
         return out_weight(self.mlp_out).shape[0]
 
+    @property
+    def hidden(self) -> int:
+        return out_weight(self.attn_out).shape[1]
+
     def unit_channels(self, unit: int) -> torch.Tensor:
         """Input channels of the attention output projection that belong to attention unit `unit`."""
-        width = self.group * self.head_dim
-        return torch.arange(unit * width, (unit + 1) * width)
+        return torch.arange(unit * self.unit_width, (unit + 1) * self.unit_width)
 
     def unit_params(self) -> int:
-        """Parameters (weights) removed with one attention unit (q, k, v, o)."""
-        hidden = out_weight(self.attn_out).shape[1]
-        return hidden * self.head_dim * (2 * self.group + 2)
+        """Weights removed with one attention unit (its q, k, v rows and o columns)."""
+        return self.hidden * self.head_dim * (2 * self.group + 2)
 
     def channel_params(self) -> int:
-        """Parameters (weights) removed with one MLP channel (gate/up/down or fc1/fc2)."""
-        hidden = out_weight(self.mlp_out).shape[1]
-        return hidden * (len(self.mlp_in) + 1)
+        """Weights removed with one MLP channel (gate/up/down, or fc1/fc2)."""
+        return self.hidden * (len(self.mlp_in_weights()) + 1)
+
+    def weights(self) -> int:
+        return self.n_units * self.unit_params() + self.n_channels * self.channel_params()
+
+    # -- weight views (rows = produced channels), for the weight-based baselines ---------------
+    def qkv_weights(self, grad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v weights as (out_features, hidden) views (or their gradients)."""
+        a = self.attn
+        q, kv = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        if self.fam == "gpt2":
+            w = _param(a.c_attn, grad).t()
+            return w[:q], w[q: 2 * q], w[2 * q:]
+        if self.fam == "phi3":
+            w = _param(a.qkv_proj, grad)
+            return w[:q], w[q: q + kv], w[q + kv:]
+        return _param(a.q_proj, grad), _param(a.k_proj, grad), _param(a.v_proj, grad)
+
+    def mlp_in_weights(self, grad: bool = False) -> list[torch.Tensor]:
+        """Every MLP input projection as (channels, hidden)."""
+        if self.fam == "opt":
+            return [_param(self.layer.fc1, grad)]
+        mlp = self.layer.mlp
+        if self.fam == "gpt2":
+            return [_param(mlp.c_fc, grad).t()]
+        if self.fam == "phi3":
+            w = _param(mlp.gate_up_proj, grad)
+            return [w[: w.shape[0] // 2], w[w.shape[0] // 2:]]
+        return [_param(mlp.gate_proj, grad), _param(mlp.up_proj, grad)]
 
     def unit_weights(self, unit: int, grad: bool = False) -> list[torch.Tensor]:
         """The weight slices (q, k, v, o) of one attention unit (or their gradients)."""
         q_rows = self.unit_channels(unit)
         kv_rows = torch.arange(unit * self.head_dim, (unit + 1) * self.head_dim)
-        q, k, v = self._qkv_weights(grad)
+        q, k, v = self.qkv_weights(grad)
         return [q[q_rows], k[kv_rows], v[kv_rows], out_weight(self.attn_out, grad)[q_rows]]
-
-    def _qkv_weights(self, grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k, v weights as (out_features, hidden)."""
-        a = self.attn
-        if self.fam == "gpt2":
-            w = _param(a.c_attn, grad).t()
-            d = w.shape[0] // 3
-            return w[:d], w[d: 2 * d], w[2 * d:]
-        return _param(a.q_proj, grad), _param(a.k_proj, grad), _param(a.v_proj, grad)
 
     def channel_weights(self, grad: bool = False) -> list[torch.Tensor]:
         """Per-MLP-channel weights (one row per channel): every input projection and W of the output one."""
-        return [in_weight(m, grad) for m in self.mlp_in] + [out_weight(self.mlp_out, grad)]
+        return self.mlp_in_weights(grad) + [out_weight(self.mlp_out, grad)]
+
+
+def block_of(layer: nn.Module, fam: str) -> Block:
+    if fam == "gpt2":
+        a = layer.attn
+        hd = a.head_dim
+        return Block(layer, fam, a.c_proj.weight.shape[0] // hd, a.c_proj.weight.shape[0] // hd, hd)
+    a = layer.self_attn
+    hd = a.head_dim
+    if fam == "opt":
+        n = a.q_proj.out_features // hd
+        return Block(layer, fam, n, n, hd)
+    if fam == "phi3":
+        return Block(layer, fam, a.o_proj.in_features // hd, a.num_key_value_heads, hd)
+    return Block(layer, fam, a.q_proj.out_features // hd, a.k_proj.out_features // hd, hd)
 
 
 def blocks(model: nn.Module) -> list[Block]:
     fam = family(model)
-    out = []
-    for layer in decoder_layers(model):
-        if fam == "llama":
-            a = layer.self_attn
-            hd = a.head_dim
-            n_heads = a.q_proj.out_features // hd
-            n_kv = a.k_proj.out_features // hd
-        elif fam == "opt":
-            a = layer.self_attn
-            hd, n_heads = a.head_dim, a.num_heads
-            n_kv = n_heads
-        else:
-            a = layer.attn
-            hd, n_heads = a.head_dim, a.num_heads
-            n_kv = n_heads
-        out.append(Block(layer, fam, n_heads, n_kv, hd))
-    return out
+    return [block_of(layer, fam) for layer in hub.decoder_layers(model)]
 
 
 def _param(module: nn.Module, grad: bool) -> torch.Tensor:
@@ -161,12 +184,6 @@ def out_weight(module: nn.Module, grad: bool = False) -> torch.Tensor:
     return w if _is_conv1d(module) else w.t()
 
 
-def in_weight(module: nn.Module, grad: bool = False) -> torch.Tensor:
-    """An input projection as (out_features, hidden): one row per produced channel."""
-    w = _param(module, grad)
-    return w.t() if _is_conv1d(module) else w
-
-
 def set_out_weight(module: nn.Module, w: torch.Tensor) -> None:
     with torch.no_grad():
         module.weight.copy_(w if _is_conv1d(module) else w.t())
@@ -176,89 +193,93 @@ def _is_conv1d(module: nn.Module) -> bool:
     return type(module).__name__ == "Conv1D"
 
 
-# -- slicing -------------------------------------------------------------------------------------
-def _slice_linear(m: nn.Module, idx: torch.Tensor, dim: str) -> nn.Module:
-    """A new layer keeping output rows (`dim="out"`) or input columns (`dim="in"`) at `idx`."""
-    idx = idx.to(m.weight.device)
-    if _is_conv1d(m):  # weight (in, out)
-        w = m.weight.index_select(1 if dim == "out" else 0, idx)
-        new = type(m)(w.shape[1], w.shape[0])
-        new.weight = nn.Parameter(w.clone())
-        b = m.bias.index_select(0, idx) if dim == "out" else m.bias
-        new.bias = nn.Parameter(b.clone())
-        return new
-    w = m.weight.index_select(0 if dim == "out" else 1, idx)
-    bias = m.bias is not None
-    new = nn.Linear(w.shape[1], w.shape[0], bias=bias, device=w.device, dtype=w.dtype)
-    with torch.no_grad():
-        new.weight.copy_(w)
-        if bias:
-            new.bias.copy_(m.bias.index_select(0, idx) if dim == "out" else m.bias)
-    return new
+# -- removal -------------------------------------------------------------------------------------
+def _rows(idx: torch.Tensor, *offsets: int) -> torch.Tensor:
+    return torch.cat([idx + o for o in offsets])
+
+
+def _slice_state(layer: nn.Module, rules: dict[str, tuple[int, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The layer's state with the tensors named in `rules` kept at (dim, index) only."""
+    state = {}
+    for name, t in layer.state_dict().items():
+        rule = rules.get(name)
+        state[name] = t if rule is None else t.index_select(rule[0], rule[1].to(t.device))
+    return state
+
+
+def shrink_attention(block: Block, keep_units: torch.Tensor) -> None:
+    """Remove every attention unit not in `keep_units` (q/k/v rows and o columns together)."""
+    keep = torch.as_tensor(keep_units, dtype=torch.long).sort().values
+    if len(keep) == 0:
+        raise InputError("a layer must keep at least one attention head; lower the ratio")
+    if len(keep) == block.n_units:
+        return
+    hd = block.head_dim
+    q = torch.cat([block.unit_channels(int(u)) for u in keep])
+    kv = torch.cat([torch.arange(int(u) * hd, (int(u) + 1) * hd) for u in keep])
+    n_q, n_kv = block.n_heads * hd, block.n_kv * hd
+    fam = block.fam
+    if fam == "gpt2":
+        rules = {"attn.c_attn.weight": (1, _rows(q, 0, n_q, 2 * n_q)), "attn.c_attn.bias": (0, _rows(q, 0, n_q, 2 * n_q)),
+                 "attn.c_proj.weight": (0, q)}
+    elif fam == "phi3":
+        rules = {"self_attn.qkv_proj.weight": (0, torch.cat([q, n_q + kv, n_q + n_kv + kv])),
+                 "self_attn.o_proj.weight": (1, q)}
+    else:
+        kv_rows = q if fam == "opt" else kv
+        out = "out_proj" if fam == "opt" else "o_proj"
+        rules = {f"self_attn.{p}.{t}": (0, q if p == "q_proj" else kv_rows)
+                 for p in ("q_proj", "k_proj", "v_proj") for t in ("weight", "bias")}
+        rules[f"self_attn.{out}.weight"] = (1, q)
+    state = _slice_state(block.layer, rules)
+    heads, kv_heads = len(q) // hd, len(keep)
+    hub.resize_attention(block.layer, fam, heads, kv_heads if fam not in ("opt", "gpt2") else heads, hd)
+    block.layer.load_state_dict(state)
+    block.n_heads, block.n_kv = heads, (kv_heads if fam not in ("opt", "gpt2") else heads)
+
+
+def shrink_mlp(block: Block, keep_channels: torch.Tensor) -> None:
+    """Remove every MLP channel not in `keep_channels` (input rows and output columns together)."""
+    keep = torch.as_tensor(keep_channels, dtype=torch.long).sort().values
+    if len(keep) == 0:
+        raise InputError("a layer must keep at least one MLP channel; lower the ratio")
+    if len(keep) == block.n_channels:
+        return
+    fam, n = block.fam, block.n_channels
+    if fam == "opt":
+        rules = {"fc1.weight": (0, keep), "fc1.bias": (0, keep), "fc2.weight": (1, keep)}
+    elif fam == "gpt2":
+        rules = {"mlp.c_fc.weight": (1, keep), "mlp.c_fc.bias": (0, keep), "mlp.c_proj.weight": (0, keep)}
+    elif fam == "phi3":
+        rules = {"mlp.gate_up_proj.weight": (0, _rows(keep, 0, n)), "mlp.down_proj.weight": (1, keep)}
+    else:
+        rules = {f"mlp.{p}.{t}": (0, keep) for p in ("gate_proj", "up_proj") for t in ("weight", "bias")}
+        rules["mlp.down_proj.weight"] = (1, keep)
+    state = _slice_state(block.layer, rules)
+    hub.resize_mlp(block.layer, fam, len(keep))
+    block.layer.load_state_dict(state)
 
 
 def shrink_block(block: Block, keep_units: torch.Tensor, keep_channels: torch.Tensor) -> None:
     """Remove every attention unit and MLP channel not listed in `keep_units` / `keep_channels`."""
-    keep_units = torch.as_tensor(keep_units, dtype=torch.long).sort().values
-    keep_channels = torch.as_tensor(keep_channels, dtype=torch.long).sort().values
     if len(keep_units) == 0 or len(keep_channels) == 0:
         raise InputError("a layer must keep at least one attention head and one MLP channel; lower the ratio")
-    if len(keep_units) < block.n_units:
-        _shrink_attention(block, keep_units)
-    if len(keep_channels) < block.n_channels:
-        _shrink_mlp(block, keep_channels)
-
-
-def _shrink_attention(block: Block, keep: torch.Tensor) -> None:
-    q_idx = torch.cat([block.unit_channels(int(u)) for u in keep])
-    kv_idx = torch.cat([torch.arange(int(u) * block.head_dim, (int(u) + 1) * block.head_dim) for u in keep])
-    a = block.attn
-    n_q = len(q_idx) // block.head_dim
-    if block.fam == "gpt2":
-        d = a.c_attn.weight.shape[1] // 3
-        a.c_attn = _slice_linear(a.c_attn, torch.cat([q_idx, q_idx + d, q_idx + 2 * d]), "out")
-        a.c_proj = _slice_linear(a.c_proj, q_idx, "in")
-        a.num_heads, a.split_size = n_q, n_q * block.head_dim
-    else:
-        a.q_proj = _slice_linear(a.q_proj, q_idx, "out")
-        a.k_proj = _slice_linear(a.k_proj, kv_idx, "out")
-        a.v_proj = _slice_linear(a.v_proj, kv_idx, "out")
-        if block.fam == "opt":
-            a.out_proj = _slice_linear(a.out_proj, q_idx, "in")
-            a.num_heads = n_q
-        else:
-            a.o_proj = _slice_linear(a.o_proj, q_idx, "in")
-    block.n_heads, block.n_kv = n_q, len(keep)
-
-
-def _shrink_mlp(block: Block, keep: torch.Tensor) -> None:
-    layer = block.layer
-    if block.fam == "llama":
-        mlp = layer.mlp
-        mlp.gate_proj = _slice_linear(mlp.gate_proj, keep, "out")
-        mlp.up_proj = _slice_linear(mlp.up_proj, keep, "out")
-        mlp.down_proj = _slice_linear(mlp.down_proj, keep, "in")
-        mlp.intermediate_size = len(keep)
-    elif block.fam == "opt":
-        layer.fc1 = _slice_linear(layer.fc1, keep, "out")
-        layer.fc2 = _slice_linear(layer.fc2, keep, "in")
-    else:
-        layer.mlp.c_fc = _slice_linear(layer.mlp.c_fc, keep, "out")
-        layer.mlp.c_proj = _slice_linear(layer.mlp.c_proj, keep, "in")
+    shrink_attention(block, keep_units)
+    shrink_mlp(block, keep_channels)
 
 
 def add_output_bias(block: Block, site: str, bias: torch.Tensor) -> None:
     """Add `bias` to an output projection (FLAP's bias compensation), creating the bias if absent.
 
-    LLaMA-family configs can only switch biases on for a whole module (`attention_bias`,
-    `mlp_bias`), so the sibling projections get zero biases too and the stock class still loads.
+    LLaMA configs can only switch biases on for a whole module (`attention_bias`, `mlp_bias`), so
+    the sibling projections get zero biases too and the stock class still loads the model.
     """
     m = block.site(site)
     if m.bias is not None:
         with torch.no_grad():
             m.bias.add_(bias.to(m.bias))
         return
-    if block.fam != "llama" or block.layer.self_attn.config.model_type != "llama":
+    if not has_bias_slot(block):
         raise UnsupportedError(f"{block.fam}: this architecture has no bias slot on its {site} output projection")
     siblings = ([block.attn.q_proj, block.attn.k_proj, block.attn.v_proj, block.attn.o_proj] if site == "attn"
                 else [block.layer.mlp.gate_proj, block.layer.mlp.up_proj, block.layer.mlp.down_proj])
@@ -269,6 +290,13 @@ def add_output_bias(block: Block, site: str, bias: torch.Tensor) -> None:
         m.bias.add_(bias.to(m.bias))
 
 
+def has_bias_slot(block: Block) -> bool:
+    """Whether FLAP's bias can be stored: OPT/GPT-2 have biases; LLaMA can switch them on by config."""
+    if block.fam in ("opt", "gpt2"):
+        return True
+    return block.fam == "llama" and block.attn.config.model_type == "llama"
+
+
 # -- config, save, load ------------------------------------------------------------------------
 def layer_sizes(model: nn.Module) -> list[dict]:
     return [{"heads": b.n_heads, "kv_heads": b.n_kv, "intermediate": b.n_channels} for b in blocks(model)]
@@ -276,9 +304,8 @@ def layer_sizes(model: nn.Module) -> list[dict]:
 
 def _stock_fields(fam: str) -> tuple[str, str, str | None]:
     """(heads field, intermediate field, kv-heads field) of the stock config."""
-    return {"llama": ("num_attention_heads", "intermediate_size", "num_key_value_heads"),
-            "opt": ("num_attention_heads", "ffn_dim", None),
-            "gpt2": ("n_head", "n_inner", None)}[fam]
+    return {"opt": ("num_attention_heads", "ffn_dim", None),
+            "gpt2": ("n_head", "n_inner", None)}.get(fam, ("num_attention_heads", "intermediate_size", "num_key_value_heads"))
 
 
 def record_sizes(model: nn.Module, dense: dict | None = None, extra: dict | None = None) -> dict:
@@ -291,18 +318,18 @@ def record_sizes(model: nn.Module, dense: dict | None = None, extra: dict | None
         dense = prev.get("dense") or {k: getattr(cfg, k) for k in (heads_f, inter_f, kv_f) if k}
         if fam == "gpt2" and dense.get("n_inner") is None:
             dense["n_inner"] = 4 * cfg.n_embd
-        if fam == "llama":
+        if fam in STOCK_EXPRESSIBLE:
             dense["head_dim"] = blocks(model)[0].head_dim
     sizes = layer_sizes(model)
     info = {"dense": dense, "layers": sizes, "info": {**prev.get("info", {}), **(extra or {})}}
     uniform = all(s == sizes[0] for s in sizes)
-    stock_ok = uniform and fam == "llama"  # OPT and GPT-2 derive head_dim from the head count
-    if fam == "llama":
+    stock_ok = uniform and fam in STOCK_EXPRESSIBLE  # OPT and GPT-2 derive head_dim from the head count
+    if fam in STOCK_EXPRESSIBLE:
         cfg.head_dim = dense["head_dim"]
-        if cfg.model_type == "llama":  # FLAP's bias compensation may have switched biases on
-            first = blocks(model)[0]
-            cfg.attention_bias = first.attn.o_proj.bias is not None
-            cfg.mlp_bias = first.layer.mlp.down_proj.bias is not None
+    if fam == "llama" and cfg.model_type == "llama":  # FLAP's bias compensation may have switched biases on
+        first = blocks(model)[0]
+        cfg.attention_bias = first.attn.o_proj.bias is not None
+        cfg.mlp_bias = first.layer.mlp.down_proj.bias is not None
     if stock_ok:
         setattr(cfg, heads_f, sizes[0]["heads"])
         setattr(cfg, kv_f, sizes[0]["kv_heads"])
@@ -315,50 +342,58 @@ def record_sizes(model: nn.Module, dense: dict | None = None, extra: dict | None
     return info
 
 
-def save_pruned(model: nn.Module, folder: str | Path, tokenizer=None) -> Path:
-    """save_pretrained the pruned model (safetensors) with its per-layer sizes in config.json."""
+def save_pruned(model: nn.Module, folder: str | Path, tokenizer=None, source_corpus: str | None = None) -> Path:
+    """save_pretrained the pruned model (safetensors) with its per-layer sizes in config.json.
+
+    When the stock config cannot hold the sizes (different sizes per layer, or OPT/GPT-2), the folder
+    also gets `modeling_tenfold_pruned.py` and an `auto_map`, so
+    `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)` loads it without tenfold.
+    `source_corpus` names the text the source model was trained on, so `tenfold prune eval`
+    evaluates the pruned model on the same text as its source.
+    """
     folder = Path(folder)
-    record_sizes(model)
+    extra = {"source_corpus": source_corpus} if source_corpus else None
+    info = record_sizes(model, extra=extra)
+    cfg = model.config
+    if info["stock_config_holds_sizes"]:
+        if hasattr(cfg, "auto_map"):
+            del cfg.auto_map
+    else:
+        cfg.auto_map = {"AutoModelForCausalLM": f"{MODELING_FILE[:-3]}.{hub.PRUNED[cfg.model_type].__name__}"}
     model.save_pretrained(folder, safe_serialization=True)
+    if not info["stock_config_holds_sizes"]:
+        (folder / MODELING_FILE).write_text(Path(hub.__file__).read_text())
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     return folder
 
 
-def load_pruned(folder: str | Path, dtype: torch.dtype | None = None):
-    """Load a model saved by `save_pruned` (or any stock checkpoint) with its own class."""
-    from safetensors.torch import load_file
+def read_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{folder}/config.json is not readable JSON ({err}); give a save_pretrained folder") from err
+
+
+def load_pruned(folder: str | Path, dtype: torch.dtype | None = None, **kwargs):
+    """Load a model saved by `save_pruned` (or any stock checkpoint) with its own class.
+
+    Extra keyword arguments go to `from_pretrained` (`device_map`, `offload_folder`, ...).
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     folder = Path(folder)
-    weights = sorted(folder.glob("*.safetensors"))
     if not (folder / "config.json").is_file():
         raise InputError(f"{folder}: no config.json; give a folder written by save_pretrained / `tenfold prune run`")
-    if not weights and not list(folder.glob("pytorch_model*.bin")):
+    if not list(folder.glob("*.safetensors")):
         raise InputError(f"{folder}: no model weights (*.safetensors) next to config.json; "
-                         "the folder holds a config only — point --model at a complete checkpoint")
-    raw = json.loads((folder / "config.json").read_text())
-    info = raw.get(CONFIG_KEY)
+                         "the folder holds a config only (or pickle weights, which are not loaded): "
+                         "point --model at a complete safetensors checkpoint")
+    info = read_config(folder).get(CONFIG_KEY)
     if not info or info.get("stock_config_holds_sizes"):
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, **kwargs).eval()
     config = AutoConfig.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_config(config)
-    for b, size in zip(blocks(model), info["layers"], strict=True):
-        _shape_like(b, size)
-    state = {}
-    for f in weights:
-        state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    model.tie_weights()
-    tied = {k for k in missing if "lm_head" in k}
-    if unexpected or set(missing) - tied:
-        raise InputError(f"{folder}: weights do not match the recorded layer sizes "
-                         f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]})")
-    if dtype is not None:
-        model = model.to(dtype)
-    return model.eval()
-
-
-def _shape_like(block: Block, size: dict) -> None:
-    """Give `block` the recorded sizes (weights are overwritten by the checkpoint right after)."""
-    shrink_block(block, torch.arange(size["kv_heads"]), torch.arange(size["intermediate"]))
+    cls = hub.PRUNED.get(config.model_type)
+    if cls is None:
+        raise UnsupportedError(f"{folder}: pruned model of type {config.model_type!r}; prune supports {SUPPORTED}")
+    return cls.from_pretrained(folder, config=config, dtype=dtype, use_safetensors=True, **kwargs).eval()

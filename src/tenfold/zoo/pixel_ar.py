@@ -54,14 +54,20 @@ def _nll_terms(model, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def bits_per_dim(model, ids: torch.Tensor, batch: int = 128) -> float:
-    """Held-out negative log-likelihood of the pixels, in bits per pixel."""
+def image_bits(model, ids: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    """Held-out negative log-likelihood of each image's pixels, in bits per pixel: (n,) float64."""
     device = next(model.parameters()).device
     model.eval()
-    total = 0.0
+    out = []
     for i in range(0, len(ids), batch):
-        total += _nll_terms(model, ids[i: i + batch].to(device)).sum().item()
-    return total / (len(ids) * PIXELS) / math.log(2)
+        terms = _nll_terms(model, ids[i: i + batch].to(device)).view(-1, PIXELS)
+        out.append(terms.double().mean(dim=1).cpu() / math.log(2))
+    return torch.cat(out)
+
+
+def bits_per_dim(model, ids: torch.Tensor, batch: int = 128) -> float:
+    """Held-out negative log-likelihood of the pixels, in bits per pixel."""
+    return float(image_bits(model, ids, batch).mean())
 
 
 @torch.no_grad()
