@@ -52,6 +52,8 @@ class BlockBound:
     def __len__(self) -> int:
         return self.n
 
+    bound_cost = 2.0  # a block's bound: two d-dimensional dot products (with its maxima and its minima)
+
     def upper_bounds(self, q64: torch.Tensor) -> torch.Tensor:
         """(blocks,) float64 upper bounds of <q, k> over each block (before the round-off margin)."""
         return self.hi @ q64.clamp(min=0) + self.lo @ q64.clamp(max=0)

@@ -154,6 +154,8 @@ class HalfSpaceIndex:
     def __len__(self) -> int:
         return self._n
 
+    bound_cost = 2.0  # a node's box bound: two d-dimensional dot products (upper and lower)
+
     @property
     def keys(self) -> torch.Tensor:
         """All keys in id order (n, d)."""

@@ -14,9 +14,13 @@ and rho <= the block's largest rho. A block whose bound is <= b - margin holds n
 <q, k> > b and is skipped without a dot product; the keys of the other blocks are scored exactly.
 `margin` is the rigorous round-off bound of `index.roundoff_margin`, so the answer is exact.
 
+With `block=1` the box is the key's own top-r coordinates: every key gets an exact r-dimensional
+partial dot product plus the Cauchy-Schwarz bound of the rest (a per-key filter, no locality needed).
+
 Appends go to the open last block (its box and rho grow); the basis stays the one of the first keys
 (the bound holds for any orthonormal basis, only its tightness depends on it). Cost of a query:
-(number of blocks) * (2r + 1) flops for the bounds, then d flops per key of the opened blocks.
+(number of blocks) * (2r + 1) flops for the bounds (r + 1 with `block=1`), then d flops per key of
+the opened blocks.
 """
 
 from __future__ import annotations
@@ -98,10 +102,17 @@ class LowRankBlockIndex:
         self._hi = torch.cat([self._hi[:first], top.amax(1)])
         self._rho = torch.cat([self._rho[:first], rest.view(-1, self.block).amax(1)])
 
+    @property
+    def bound_cost(self) -> float:
+        """Cost of one block bound in units of a key's d-dimensional dot product."""
+        return (self.rank + 1 if self.block == 1 else 2 * self.rank + 1) / self.d
+
     def upper_bounds(self, q64: torch.Tensor) -> torch.Tensor:
         """(blocks,) float64 upper bounds of <q, k> over each block (before the round-off margin)."""
         z = q64 @ self.basis
         p, sigma = z[: self.rank], z[self.rank:].norm()
+        if self.block == 1:  # one key per block: the box is a point, the bound an exact partial dot product
+            return self._hi @ p + sigma * self._rho
         return self._hi @ p.clamp(min=0) + self._lo @ p.clamp(max=0) + sigma * self._rho
 
     def report(self, q: torch.Tensor, b: float) -> tuple[torch.Tensor, torch.Tensor]:
