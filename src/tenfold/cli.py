@@ -111,7 +111,7 @@ def _run_all(kind: str, profile: str, only: str | None, out: Path, seed: int, se
     from tenfold.zoo.registry import all_models
 
     check_profile(profile)
-    check_seeds(seeds)
+    check_seeds(seeds, seed)
     names = methods.parse_only(only)
     ensure_writable_dir(out)
     built: dict[str, dict] = {}

@@ -111,7 +111,7 @@ def test_seeds_reach_the_method_and_are_recorded(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert load_result(tmp_path / "prune" / "result.json").seeds == [4, 5, 6]
     bad = CliRunner().invoke(cli.app, ["reproduce", "--only", "prune", "--out", str(tmp_path), "--seeds", "0"])
-    assert bad.exit_code != 0 and "--seeds must be at least 1" in str(bad.exception)
+    assert bad.exit_code != 0 and "--seeds must be between 1 and 100" in str(bad.exception)
 
 
 def test_reproduce_runs_registered_methods_lists_missing_ones_and_reports_failures(tmp_path, monkeypatch):

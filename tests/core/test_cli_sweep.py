@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import signal
+import time
 import types
 import typing
 from dataclasses import dataclass
@@ -173,8 +175,13 @@ def test_every_verb_fails_cleanly_on_bad_paths_and_numbers(tmp_path, monkeypatch
     assert covered == {v for v, _ in found}, "a verb got no case"
     problems = []
     outcomes = {"exit 2": 0, "accepted": 0}
+    log = Path(os.environ["TENFOLD_SWEEP_LOG"]).open("w") if os.environ.get("TENFOLD_SWEEP_LOG") else None
     for case in all_cases:
+        start = time.perf_counter()
         code, stderr = _run(case)
+        if log:  # a live record of a long sweep: TENFOLD_SWEEP_LOG=path
+            print(f"{time.perf_counter() - start:6.2f}s exit {code} {' '.join(case.verb)} [{case.what}] "
+                  f"{stderr.strip().splitlines()[-1][:150] if stderr.strip() else ''}", file=log, flush=True)
         lines = [line for line in stderr.splitlines() if line.strip()]
         name = f"tenfold {' '.join(case.verb)} [{case.what}]"
         if code == -1:

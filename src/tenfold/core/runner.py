@@ -27,9 +27,15 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def check_seeds(seeds: int | None) -> int | None:
-    if seeds is not None and seeds < 1:
-        raise InputError(f"--seeds must be at least 1, got {seeds}")
+MAX_SEEDS = 100
+
+
+def check_seeds(seeds: int | None, seed: int = 0) -> int | None:
+    """--seed is a non-negative integer below 2**63; --seeds (how many) is 1 to MAX_SEEDS."""
+    if not 0 <= seed < 2**63:
+        raise InputError(f"--seed must be a non-negative integer below 2**63, got {seed}")
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        raise InputError(f"--seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
     return seeds
 
 
@@ -41,7 +47,7 @@ def run_method(spec: MethodSpec, kind: str, profile: str, seed: int, out: Path, 
     whole run; `fail_fast` re-raises instead, for the single-method commands.
     """
     check_profile(profile)
-    check_seeds(seeds)
+    check_seeds(seeds, seed)
     folder = Path(out) / spec.name
     ensure_writable_dir(folder)
     work_starts(f"{spec.name} {kind}")
