@@ -19,7 +19,8 @@ MACS = MacsProfile(full=100.0, attn=10.0, mlp=20.0, gate=1.0, num_layers=2)
 
 
 def test_fewer_steps_matches_the_macs_ratio_and_rejects_nonsense():
-    assert fewer_steps(20, 0.5) == 10 and fewer_steps(20, 0.66) == 13 and fewer_steps(20, 0.01) == 1
+    # the fewest steps with at least the given MACs
+    assert fewer_steps(20, 0.5) == 10 and fewer_steps(20, 0.66) == 14 and fewer_steps(20, 0.01) == 1
     with pytest.raises(InputError):
         fewer_steps(20, 0.0)
 
@@ -34,9 +35,10 @@ def test_static_cache_computes_every_module_on_evenly_spaced_steps_including_the
         static_cache_schedule(10, 2, 0)
 
 
-def test_static_cache_for_budget_picks_the_closest_saving():
+def test_static_cache_for_budget_saves_the_most_without_exceeding_the_target():
     target = 5 * 2 * 30  # five reused steps
     assert static_cache_for_budget(10, 2, MACS, target).saved_macs(MACS) == target
+    assert static_cache_for_budget(10, 2, MACS, target - 1).saved_macs(MACS) == 4 * 2 * 30
 
 
 def test_l2c_schedule_skips_the_least_useful_modules_first_up_to_the_budget():
@@ -52,6 +54,15 @@ def test_l2c_schedule_skips_the_least_useful_modules_first_up_to_the_budget():
     assert sched.saved_macs(MACS) == 40.0
     s = sched.keep_probability("mlp", 1, 1, torch.zeros(3, 4, 5))
     assert torch.equal(s, torch.zeros(3))
+
+
+def test_l2c_schedule_never_skips_inactive_steps():
+    router = L2CRouter(3, 2, active=[2])
+    with torch.no_grad():
+        router.logits.fill_(-5.0)
+    sched = router.schedule_for_budget(MACS, target_saved=1000.0)
+    assert (~sched.keep).nonzero()[:, 0].unique().tolist() == [2]
+    assert sched.saved_macs(MACS) == 2 * 30
 
 
 def test_static_schedule_rejects_tables_of_the_wrong_shape():

@@ -1,8 +1,15 @@
-"""End to end on tiny shapes: the CLI verbs on a DiT given by path, and a tiny reproduce run."""
+"""End to end on tiny shapes: the CLI verbs on a DiT or a DiTPipeline given by path, and a SIGKILL mid-run of
+train-gates resumed to the same gates."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -23,9 +30,10 @@ def invoke(*args):
 def test_train_gates_then_sample_and_evaluate_by_path(small_dit_dir, small_classifier_dir, tmp_path):
     gates = tmp_path / "g.safetensors"
     res = invoke("train-gates", "--model", str(small_dit_dir), "--out", str(gates), "--steps", "4", "--iters", "3",
-                 "--batch", "8", "--rho", "0.05")
+                 "--batch", "8", "--rho", "0.05", "--lr", "1e-2")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["iters"] == 3 and gates.is_file()
+    assert not (tmp_path / "g.safetensors.ckpt").exists()  # the default checkpoint folder goes once done
     res = invoke("sample", "--model", str(small_dit_dir), "--gates", str(gates), "--steps", "4", "--classes", "1,7",
                  "--n-per-class", "2", "--out", str(tmp_path / "s.png"))
     assert res.exit_code == 0, res.output
@@ -33,15 +41,32 @@ def test_train_gates_then_sample_and_evaluate_by_path(small_dit_dir, small_class
     res = invoke("evaluate", "--model", str(small_dit_dir), "--gates", str(gates), "--steps", "4", "--n-per-class", "3",
                  "--classifier", str(small_classifier_dir))
     assert res.exit_code == 0, res.output
-    assert {"fid", "class_acc", "skip_fraction", "macs_ratio", "seconds_per_image"} <= set(json.loads(res.output))
+    assert {"fid", "precision", "recall", "class_acc", "skip_fraction", "macs_ratio"} <= set(json.loads(res.output))
     res = invoke("sample", "--model", str(small_dit_dir), "--gates", str(gates), "--steps", "5")
     assert isinstance(res.exception, InputError) and "--steps 4" in str(res.exception)
+
+
+def test_a_saved_dit_pipeline_trains_gates_and_samples_with_guidance(small_pipeline_dir, tmp_path):
+    images = small_pipeline_dir.parent / f"{small_pipeline_dir.name}-images.safetensors"
+    gates = tmp_path / "g.safetensors"
+    res = invoke("train-gates", "--pipeline", str(small_pipeline_dir), "--images", str(images), "--out", str(gates),
+                 "--steps", "4", "--iters", "2", "--batch", "4", "--rho", "1e-3")
+    assert res.exit_code == 0, res.output
+    res = invoke("sample", "--pipeline", str(small_pipeline_dir), "--gates", str(gates), "--steps", "4",
+                 "--guidance-scale", "4", "--classes", "3,999", "--n-per-class", "1", "--out", str(tmp_path / "s.png"))
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert (tmp_path / "s.png").is_file() and 0 < out["macs_ratio"] <= 1.01
+    res = invoke("train-gates", "--pipeline", str(small_pipeline_dir), "--out", str(gates), "--steps", "4")
+    assert isinstance(res.exception, InputError) and "--images" in str(res.exception)
 
 
 @pytest.mark.parametrize("args, error, text", [
     (["--scheduler", "euler"], UnsupportedError, "DDIM"),
     (["--threshold", "1.5"], InputError, "threshold"),
     (["--classes", "1,x"], InputError, "--classes"),
+    (["--guidance-scale", "nan"], InputError, "guidance"),
+    (["--steps", "0"], InputError, "--steps"),
 ])
 def test_bad_cli_input_gives_a_clear_error(small_dit_dir, tmp_path, args, error, text):
     res = invoke("sample", "--model", str(small_dit_dir), "--out", str(tmp_path / "s.png"), *args)
@@ -51,33 +76,8 @@ def test_bad_cli_input_gives_a_clear_error(small_dit_dir, tmp_path, args, error,
 def test_a_folder_without_a_dit_is_rejected(tmp_path):
     res = invoke("sample", "--model", str(tmp_path))
     assert isinstance(res.exception, InputError) and "config.json" in str(res.exception)
-
-
-def test_tiny_reproduce_writes_every_method_claims_and_plots(small_dit, small_classifier_dir, tmp_path):
-    from tenfold.data.images import load_digits
-    from tenfold.lazydit.experiment import METHODS, Settings, run_experiment
-    from tenfold.zoo.digit_classifier import load_digit_classifier
-
-    model, scheduler = small_dit
-    train, _ = load_digits(8).split(0.2, seed=0)
-    settings = Settings(steps=4, n_per_class=4, gate_iters=3, gate_batch=8, rho=0.05, curve_thresholds=(0.7,),
-                        curve_rhos=(0.2,))
-    result = run_experiment(settings, tmp_path, seed=0, profile="test",
-                            loaded=(model, scheduler, load_digit_classifier(small_classifier_dir), train))
-    methods = result.metrics["methods"]
-    assert list(methods) == list(METHODS)
-    for row in methods.values():
-        assert {"fid", "class_acc", "skip_fraction", "macs_ratio", "seconds_per_image"} <= set(row)
-    assert methods["ddim"]["macs_ratio"] == pytest.approx(1.0) and methods["ddim"]["skip_fraction"] == 0
-    assert [(c["rho"], c["threshold"]) for c in result.metrics["curve"]] == [(0.05, 0.5), (0.05, 0.7), (0.2, 0.5)]
-    assert {c.id for c in result.claims} >= {"lazydit_fid_below_ddim_fewer", "lazydit_fid_below_static_cache",
-                                             "lazydit_skips_30pct", "gate_training_lowers_penalty",
-                                             "lazydit_fid_within_budget"}
-    ablation = result.metrics["lazydit_paper_objective"]
-    assert ablation["rollout"] == 1 and ablation["objective"] == "eps" and 0 <= ablation["skip_fraction"] <= 1
-    for name in result.artifacts:
-        assert (tmp_path / name).is_file()
-    result.write(tmp_path)
+    res = invoke("sample", "--pipeline", str(tmp_path))
+    assert isinstance(res.exception, InputError) and "model_index.json" in str(res.exception)
 
 
 def test_tiny_dit_is_registered_in_the_zoo():
@@ -86,10 +86,34 @@ def test_tiny_dit_is_registered_in_the_zoo():
     assert "DiT" in get_model("tiny-dit").description
 
 
-@pytest.mark.slow
-def test_quick_reproduce_end_to_end(tmp_path):
-    from tenfold.lazydit.experiment import reproduce
+def _train_cmd(model_dir: Path, out: Path, ckpt: Path) -> list[str]:
+    return [sys.executable, "-m", "tenfold", "--threads", "1", "--quiet", "lazydit", "train-gates", "--model",
+            str(model_dir), "--out", str(out), "--checkpoint-dir", str(ckpt), "--steps", "4", "--iters", "60",
+            "--batch", "8", "--lr", "1e-2", "--rho", "1e-2", "--save-every", "5"]
 
-    result = reproduce("quick", 0, tmp_path)
-    assert set(result.metrics["methods"]) == {"ddim", "ddim-fewer", "static-cache", "l2c", "lazydit"}
-    assert result.metrics["methods"]["ddim"]["class_acc"] > 0.8  # the zoo DiT draws recognisable digits
+
+@pytest.mark.slow
+def test_train_gates_killed_mid_run_resumes_to_the_same_gates(small_dit_dir, tmp_path):
+    from tenfold.lazydit.gates import LazyGates
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
+    straight = tmp_path / "straight.safetensors"
+    subprocess.run(_train_cmd(small_dit_dir, straight, tmp_path / "ckpt-straight"), check=True, env=env, timeout=900,
+                   capture_output=True)
+    killed, ckpt = tmp_path / "killed.safetensors", tmp_path / "ckpt-killed"
+    proc = subprocess.Popen(_train_cmd(small_dit_dir, killed, ckpt), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 900
+    while time.time() < deadline and not (ckpt / "gates-train.json").is_file():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert (ckpt / "gates-train.json").is_file() and not killed.exists()
+    from tenfold.core.io import Checkpoint
+
+    done_before = Checkpoint(ckpt, "gates-train").load()["iter"]
+    assert 5 <= done_before < 60
+    subprocess.run(_train_cmd(small_dit_dir, killed, ckpt), check=True, env=env, timeout=900, capture_output=True)
+    a, b = LazyGates.load(straight), LazyGates.load(killed)
+    assert a.attn.abs().sum() > 0
+    assert (a.attn - b.attn).abs().max() < 1e-6 and (a.mlp - b.mlp).abs().max() < 1e-6

@@ -21,12 +21,17 @@ def reference_ddim(model, scheduler, labels, steps, seed):
         for t in scheduler.timesteps:
             eps = model(x, timestep=t.expand(len(x)), class_labels=labels).sample
             x = scheduler.step(eps, t, x, eta=0.0).prev_sample
-    return ((x + 1) / 2).clamp(0, 1)
+    return (x / 2 + 0.5).clamp(0, 1)
 
 
 def gates_for(model, steps):
     blocks = dit_blocks(model)
     return LazyGates(steps, len(blocks), blocks[0].attn1.to_q.in_features)
+
+
+def sample(model, scheduler, labels, steps, seed, **kwargs):
+    return LazyDiTPipeline(model, scheduler)(labels, steps, guidance_scale=1.0, output_type="pt",
+                                             generator=torch.Generator().manual_seed(seed), **kwargs)
 
 
 def test_gates_closed_reproduce_the_base_model_bit_for_bit(small_dit):
@@ -36,12 +41,11 @@ def test_gates_closed_reproduce_the_base_model_bit_for_bit(small_dit):
     gates = gates_for(model, 6)
     with torch.no_grad():
         gates.attn.normal_()  # trained-looking gates, overridden by closing them
-    closed = LazyDiTPipeline(model, scheduler)(labels, 6, policy=gates, generator=torch.Generator().manual_seed(3),
-                                               force={"attn": "compute", "mlp": "compute"})
+    closed = sample(model, scheduler, labels, 6, 3, gates=gates, force={"attn": "compute", "mlp": "compute"})
     assert torch.equal(closed.images, ref) and closed.stats.skip_fraction == 0.0
-    untrained = LazyDiTPipeline(model, scheduler)(labels, 6, policy=gates_for(model, 6),
-                                                  generator=torch.Generator().manual_seed(3))
+    untrained = sample(model, scheduler, labels, 6, 3, gates=gates_for(model, 6))
     assert torch.equal(untrained.images, ref)  # zero-initialised gates: s = 0.5 >= threshold, nothing skipped
+    assert torch.equal(sample(model, scheduler, labels, 6, 3).images, ref)  # no gates: no hooks at all
 
 
 def capture_outputs(model):
@@ -77,7 +81,10 @@ def test_gates_forced_open_reuse_exactly_the_previous_steps_module_outputs(small
 class FirstSampleLazy:
     """A policy that wants to skip sample 0 and compute sample 1, at every module."""
 
-    num_steps, num_layers = 2, 2
+    num_steps, num_layers, gate_cost = 2, 2, True
+
+    def is_active(self, step):
+        return True
 
     def keep_probability(self, kind, step, layer, z):
         return torch.tensor([0.0, 1.0])
@@ -148,10 +155,19 @@ def test_non_ddim_schedulers_and_mismatched_gates_are_rejected(small_dit):
         LazyDiTPipeline(model, DDPMScheduler())
     pipe = LazyDiTPipeline(model, scheduler)
     with pytest.raises(InputError, match="trained for 4 DDIM steps"):
-        pipe(torch.arange(2), 5, policy=gates_for(model, 4))
+        pipe(torch.arange(2), 5, gates=gates_for(model, 4))
     with pytest.raises(InputError, match="blocks"):
         LazyController(model, LazyGates(4, 7, 16))
     with pytest.raises(InputError, match="class labels"):
-        pipe(torch.tensor([99]), 4)
+        pipe(torch.tensor([99]), 4, guidance_scale=1.0)
     with pytest.raises(InputError, match="threshold"):
-        pipe(torch.arange(2), 4, policy=gates_for(model, 4), threshold=1.0)
+        pipe(torch.arange(2), 4, gates=gates_for(model, 4), threshold=1.0)
+
+
+def test_inactive_steps_always_compute_and_cost_no_gate(small_dit):
+    model, scheduler = small_dit
+    blocks = dit_blocks(model)
+    gates = LazyGates(4, len(blocks), blocks[0].attn1.to_q.in_features, active=[3])
+    out = sample(model, scheduler, torch.arange(3), 4, 0, gates=gates, threshold=0.9)  # s = 0.5 < 0.9: skip if gated
+    n = len(blocks) * 3  # modules x samples at the one gated step
+    assert out.stats.skipped == {"attn": n, "mlp": n} and out.stats.gate_calls == 2 * n

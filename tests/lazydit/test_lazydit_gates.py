@@ -17,6 +17,7 @@ from tenfold.lazydit.gates import (
     laziness_penalty,
     lazy_mix,
     lazy_score,
+    lazy_steps,
 )
 
 
@@ -71,3 +72,47 @@ def test_gates_round_trip_through_safetensors_and_reject_foreign_files(tmp_path)
     save_tensors(tmp_path / "other.safetensors", {"weight": torch.zeros(2)})
     with pytest.raises(InputError, match="not a LazyDiT gates file"):
         LazyGates.load(tmp_path / "other.safetensors")
+
+
+@pytest.mark.parametrize("steps", [20, 9, 2])
+def test_alternate_pattern_is_the_authors_odd_respaced_draw(steps):
+    # lazy_learning_imagenet.py: t = randint(0, T // 2) * 2 + 1 in the respaced index (T - 1 = the noisiest),
+    # the lazy step being t - 1; sampling step i has respaced index T - 1 - i
+    lazy_respaced = {2 * k + 1 - 1 for k in range(steps // 2)}
+    assert set(lazy_steps(steps, "alternate")) == {steps - 1 - t for t in lazy_respaced}
+    assert lazy_steps(steps, "every") == list(range(1, steps))
+    alternate = lazy_steps(steps, "alternate")
+    assert all(b - a == 2 for a, b in zip(alternate, alternate[1:], strict=False))  # never two lazy steps in a row
+
+
+def test_inactive_steps_keep_every_module_and_activity_survives_saving(tmp_path):
+    gates = LazyGates(4, 2, 3, active=[1, 3])
+    with torch.no_grad():
+        gates.attn.fill_(-1.0)
+    z = torch.ones(5, 2, 3)
+    assert torch.equal(gates.keep_probability("attn", 2, 0, z), torch.ones(5))
+    assert gates.keep_probability("attn", 3, 0, z).max() < 0.5
+    back = LazyGates.load(gates.save(tmp_path / "g.safetensors"))
+    assert back.active.tolist() == [False, True, False, True] and torch.equal(back.attn, gates.attn)
+    with pytest.raises(InputError, match="step 0"):
+        LazyGates(4, 2, 3, active=[0])
+
+
+def test_gates_files_without_an_activity_mask_load_with_every_step_active(tmp_path):
+    from tenfold.core.io import save_tensors
+
+    save_tensors(tmp_path / "old.safetensors", {"attn": torch.ones(3, 2, 4), "mlp": torch.zeros(3, 2, 4)})
+    old = LazyGates.load(tmp_path / "old.safetensors")
+    assert old.active.tolist() == [False, True, True] and torch.equal(old.attn, torch.ones(3, 2, 4))
+
+
+def test_paper_defaults_and_config_errors():
+    cfg = LazyConfig()
+    assert (cfg.lr, cfg.rho_attn, cfg.train_iters, cfg.batch_size) == (1e-4, 1e-7, 500, 64)  # run script
+    assert (cfg.objective, cfg.pattern, cfg.window, cfg.label_dropout) == ("one-step", "alternate", 1, 0.1)
+    with pytest.raises(InputError, match="window"):
+        LazyConfig(window=3)
+    with pytest.raises(InputError, match="pattern"):
+        LazyConfig(pattern="odd")
+    with pytest.raises(InputError, match="objective"):
+        LazyConfig(objective="x0")

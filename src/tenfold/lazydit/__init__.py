@@ -1,9 +1,11 @@
 """LazyDiT: lazy learning for the acceleration of Diffusion Transformers (Shen et al., AAAI 2025, arXiv 2412.12444).
 
-    from tenfold.lazydit import LazyGates, LazyConfig, LazyDiTPipeline, train_gates
-    gates = LazyGates(num_steps=20, num_layers=len(model.transformer_blocks), dim=inner_dim)
-    train_gates(model, ddim_scheduler, gates, images_in_minus1_1, labels, LazyConfig(rho_attn=1e-3, rho_mlp=1e-3))
-    out = LazyDiTPipeline(model, ddim_scheduler)(class_labels, 20, policy=gates, threshold=0.5)
+    from diffusers import DiTPipeline
+    from tenfold.lazydit import LazyConfig, LazyDiTPipeline, LazyGates, train_gates
+    pipe = LazyDiTPipeline.from_pipe(DiTPipeline.from_pretrained(folder))
+    gates = LazyGates.for_model(pipe.transformer, num_steps=50)          # the authors' every-other-step gates
+    train_gates(pipe.transformer, pipe.scheduler, gates, pipe.encode(images), labels, LazyConfig(rho_attn=..., rho_mlp=...))
+    out = pipe(class_labels, 50, guidance_scale=4.0, gates=gates)       # out.images, out.skip_fraction, out.macs_ratio
 
 Imports are lazy so `import tenfold.lazydit` stays light (no diffusers until used).
 """
@@ -12,24 +14,19 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = [
-    "LazyConfig", "LazyGates", "lazy_score", "lazy_mix", "laziness_penalty", "check_threshold",
-    "LazyController", "LazyDiTPipeline", "LazyOutput", "SkipStats", "MacsProfile", "profile_macs", "dit_blocks",
-    "train_gates", "TrainHistory",
-    "StaticSchedule", "L2CRouter", "fewer_steps", "static_cache_schedule", "static_cache_for_budget",
-    "frechet_distance", "gaussian_stats", "Judge",
-]
-
 _WHERE = {
-    "LazyConfig": "gates", "LazyGates": "gates", "lazy_score": "gates", "lazy_mix": "gates",
+    "LazyConfig": "gates", "LazyGates": "gates", "lazy_score": "gates", "lazy_mix": "gates", "lazy_steps": "gates",
     "laziness_penalty": "gates", "check_threshold": "gates",
-    "LazyController": "dit", "LazyDiTPipeline": "dit", "LazyOutput": "dit", "SkipStats": "dit",
+    "LazyController": "dit", "LazyDiTPipeline": "dit", "LazyPipelineOutput": "dit", "SkipStats": "dit",
     "MacsProfile": "dit", "profile_macs": "dit", "dit_blocks": "dit",
-    "train_gates": "train", "TrainHistory": "train",
+    "train_gates": "train", "TrainHistory": "train", "GateObjective": "train",
     "StaticSchedule": "baselines", "L2CRouter": "baselines", "fewer_steps": "baselines",
     "static_cache_schedule": "baselines", "static_cache_for_budget": "baselines",
-    "frechet_distance": "evaluate", "gaussian_stats": "evaluate", "Judge": "evaluate",
+    "frechet_distance": "evaluate", "gaussian_stats": "evaluate", "FeatureReference": "evaluate", "Judge": "evaluate",
+    "precision_recall_units": "evaluate",
+    "gating_overhead": "overhead",
 }
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str):

@@ -4,11 +4,16 @@
 - static caching: all modules computed on evenly spaced steps and reused in between (FORA-style,
   Selvaraju et al. 2024; DeepCache's uniform schedule, Ma et al. 2024);
 - Learning-to-Cache (Ma et al., NeurIPS 2024): an input-independent router, one learned scalar per
-  (step, block, module), trained with the same interpolation and loss as LazyDiT's gates, then the
-  least useful modules are skipped until the MACs budget is met.
+  (step, block, module), trained with the same objective as LazyDiT's gates, then the least useful
+  modules are skipped until the MACs budget is met.
+
+Budgets are matched so that a baseline never gets fewer MACs than the LazyDiT run it is compared with.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -21,11 +26,16 @@ from tenfold.lazydit.gates import KINDS
 class StaticSchedule:
     """A fixed compute/reuse table: keep[step, layer, kind] (True = compute), the same for every input."""
 
+    gate_cost = False  # a table lookup, no lazy learning layer
+
     def __init__(self, keep: torch.Tensor):
         if keep.ndim != 3 or keep.shape[2] != len(KINDS) or keep.dtype != torch.bool:
             raise InputError(f"a static schedule is a bool tensor (steps, layers, {len(KINDS)}), got {tuple(keep.shape)}")
         self.keep = keep
         self.num_steps, self.num_layers = keep.shape[:2]
+
+    def is_active(self, step: int) -> bool:
+        return True
 
     def keep_probability(self, kind: str, step: int, layer: int, z: torch.Tensor) -> torch.Tensor:
         value = self.keep[step, layer, KINDS.index(kind)].to(z.dtype)
@@ -38,10 +48,10 @@ class StaticSchedule:
 
 
 def fewer_steps(steps: int, macs_ratio: float) -> int:
-    """DDIM step count with the same MACs as a run at `macs_ratio` of `steps` full steps."""
+    """The fewest DDIM steps with at least the MACs of a run at `macs_ratio` of `steps` full steps."""
     if not 0 < macs_ratio <= 1.5:
         raise InputError(f"macs_ratio must be in (0, 1.5], got {macs_ratio}")
-    return max(1, round(steps * macs_ratio))
+    return max(1, math.ceil(steps * macs_ratio - 1e-9))
 
 
 def static_cache_schedule(steps: int, layers: int, compute_steps: int) -> StaticSchedule:
@@ -55,37 +65,44 @@ def static_cache_schedule(steps: int, layers: int, compute_steps: int) -> Static
 
 
 def static_cache_for_budget(steps: int, layers: int, macs: MacsProfile, target_saved: float) -> StaticSchedule:
-    """The static-cache schedule whose saved MACs are closest to `target_saved` (per sample)."""
+    """The static-cache schedule saving the most MACs without saving more than `target_saved` (per sample)."""
     options = [static_cache_schedule(steps, layers, k) for k in range(1, steps + 1)]
-    return min(options, key=lambda s: abs(s.saved_macs(macs) - target_saved))
+    within = [s for s in options if s.saved_macs(macs) <= target_saved + 1e-6 * macs.full]
+    return max(within, key=lambda s: s.saved_macs(macs))
 
 
 class L2CRouter(nn.Module):
     """Learning-to-Cache's router: one logit per (step, block, module), independent of the input."""
 
-    def __init__(self, num_steps: int, num_layers: int):
+    gate_cost = False  # input-independent: the schedule is fixed before sampling
+
+    def __init__(self, num_steps: int, num_layers: int, active: Sequence[int] | None = None):
         super().__init__()
         self.num_steps, self.num_layers = num_steps, num_layers
         self.logits = nn.Parameter(torch.zeros(num_steps, num_layers, len(KINDS)))
+        mask = torch.zeros(num_steps, dtype=torch.bool)
+        mask[list(range(1, num_steps)) if active is None else list(active)] = True
+        self.register_buffer("active", mask)
+
+    def is_active(self, step: int) -> bool:
+        return bool(self.active[step])
 
     def keep_probability(self, kind: str, step: int, layer: int, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits[step, layer, KINDS.index(kind)]).to(z.dtype).expand(z.shape[0])
 
     @torch.no_grad()
     def schedule_for_budget(self, macs: MacsProfile, target_saved: float) -> StaticSchedule:
-        """Skip the (step >= 1) modules with the lowest learned keep-probability until `target_saved` MACs."""
+        """Skip the active modules with the lowest learned keep-probability while the saving stays within
+        `target_saved` MACs per sample."""
         keep = torch.ones(self.num_steps, self.num_layers, len(KINDS), dtype=torch.bool)
-        cost = torch.tensor([macs.attn, macs.mlp])
-        order = torch.argsort(self.logits[1:].flatten(), stable=True)
+        cost = [macs.attn, macs.mlp]
+        logits = self.logits.masked_fill(~self.active[:, None, None], float("inf"))
         saved = 0.0
-        for flat in order.tolist():
-            if saved >= target_saved:
-                break
+        for flat in torch.argsort(logits.flatten(), stable=True).tolist():
             step, rest = divmod(flat, self.num_layers * len(KINDS))
             layer, kind = divmod(rest, len(KINDS))
-            gain = float(cost[kind])
-            if abs(saved + gain - target_saved) > abs(saved - target_saved):
+            if not self.active[step] or saved + cost[kind] > target_saved + 1e-6 * macs.full:
                 break
-            keep[step + 1, layer, kind] = False
-            saved += gain
+            keep[step, layer, kind] = False
+            saved += cost[kind]
         return StaticSchedule(keep)

@@ -1,8 +1,10 @@
-"""`tenfold lazydit ...`: train lazy gates, sample and evaluate a DiT with LazyDiT skipping."""
+"""`tenfold lazydit ...`: train lazy gates, sample and evaluate a DiT (a saved diffusers DiTPipeline, a bare
+DiT transformer folder, or the zoo's tiny-dit) with LazyDiT skipping."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -14,26 +16,57 @@ app = typer.Typer(help="LazyDiT (AAAI 2025): learned gates skip DiT attention/ML
                   no_args_is_help=True)
 add_standard_commands(app, "lazydit")
 
-MODEL_HELP = "DiTTransformer2DModel save_pretrained folder (default: the zoo's tiny-dit)."
+PIPELINE_HELP = "A diffusers DiTPipeline save_pretrained folder (transformer + VAE + DDIM scheduler)."
+MODEL_HELP = "A bare DiTTransformer2DModel save_pretrained folder in pixel space (default: the zoo's tiny-dit)."
+MAX_ITEMS = 1_000_000  # batch sizes and sample counts beyond this are a typo, not a run
 
 
-def _model(model: Path | None, scheduler: str):
+def _pipeline(pipeline: Path | None, model: Path | None, scheduler: str):
+    """The LazyDiTPipeline of --pipeline, --model, or the zoo's tiny-dit, on the chosen device."""
+    from tenfold.core.runtime import pick_device
+    from tenfold.lazydit.dit import LazyDiTPipeline
     from tenfold.zoo.tiny_dit import load_tiny_dit
 
     if scheduler.lower() != "ddim":
         raise UnsupportedError(f"scheduler {scheduler!r} is not supported: LazyDiT's gates are trained per DDIM step; "
                                "use --scheduler ddim (any DDPM-trained DiT can be sampled with DDIM)")
-    return load_tiny_dit(model)
+    if pipeline is not None and model is not None:
+        raise InputError("give --pipeline (a DiTPipeline folder) or --model (a bare DiT folder), not both")
+    pipe = LazyDiTPipeline.from_pretrained(pipeline) if pipeline is not None else LazyDiTPipeline(*load_tiny_dit(model))
+    device = pick_device()
+    pipe.transformer.to(device)
+    if pipe.vae is not None:
+        pipe.vae.to(device)
+    return pipe
 
 
-def _gates(path: Path | None, steps: int, model):
+def _check_steps(steps: int, pipe, least: int = 1) -> int:
+    most = pipe.scheduler.config.num_train_timesteps
+    if not least <= steps <= most:
+        raise InputError(f"--steps must be in [{least}, {most}] (the scheduler's training steps), got {steps}")
+    return steps
+
+
+def _check_count(name: str, value: int, least: int = 1, most: int = MAX_ITEMS) -> int:
+    if not least <= value <= most:
+        raise InputError(f"--{name} must be in [{least}, {most:,}], got {value}")
+    return value
+
+
+def _check_rate(name: str, value: float, most: float = math.inf) -> float:
+    if not (math.isfinite(value) and 0 <= value <= most):
+        raise InputError(f"--{name} must be a finite number in [0, {most:g}], got {value}")
+    return value
+
+
+def _gates(path: Path | None, steps: int, transformer):
     if path is None:
         return None
-    from tenfold.lazydit.dit import dit_blocks
+    from tenfold.lazydit.dit import dit_blocks, inner_dim
     from tenfold.lazydit.gates import LazyGates
 
     gates = LazyGates.load(path)
-    if gates.num_layers != len(dit_blocks(model)) or gates.dim != model.transformer_blocks[0].attn1.to_q.in_features:
+    if gates.num_layers != len(dit_blocks(transformer)) or gates.dim != inner_dim(transformer):
         raise InputError(f"gates {path} are for {gates.num_layers} blocks of width {gates.dim}, which does not match "
                          "this DiT: train gates for this model with `tenfold lazydit train-gates`")
     if gates.num_steps != steps:
@@ -41,90 +74,130 @@ def _gates(path: Path | None, steps: int, model):
     return gates
 
 
-def _classes(text: str) -> list[int]:
+def _classes(text: str, pipe) -> list[int]:
     try:
-        return [int(c) for c in text.split(",") if c.strip()]
+        classes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError as err:
         raise InputError(f"--classes must be comma-separated integers, got {text!r}") from err
+    pipe.labels(classes)  # range check against the model's classes
+    return classes
 
 
-def _images(path: Path | None, size: int):
-    """(images in [0, 1], labels): a safetensors file with 'images' (n, C, H, W) and 'labels', or the digits."""
+def _images(path: Path | None, pipe):
+    """(images in [0, 1], labels): a safetensors file with 'images' (n, C, H, W) and 'labels', or the digits'
+    training split for a pixel-space DiT at 8x8 or 16x16."""
+    import torch
+
     if path is None:
         from tenfold.data.images import load_digits
 
-        if size not in (8, 16):
-            raise InputError(f"the digits come at 8x8 or 16x16, but the DiT samples {size}x{size}: pass --images")
+        size = pipe.transformer.config.sample_size
+        if pipe.vae is not None or size not in (8, 16) or pipe.transformer.config.in_channels != 1:
+            raise InputError("this DiT is not a one-channel 8x8 or 16x16 pixel model, so the digits cannot train its "
+                             "gates: pass --images FILE (safetensors with 'images' (n, C, H, W) in [0, 1] and 'labels')")
         train, _ = load_digits(size=size).split(0.2, seed=0)
         return train.images, train.labels
     from tenfold.core.io import load_tensors
 
     t = load_tensors(path)
-    if not {"images", "labels"} <= set(t):
+    if not {"images", "labels"} <= set(t) or t["images"].ndim != 4 or t["labels"].ndim != 1:
         raise InputError(f"{path} must hold tensors 'images' (n, C, H, W) in [0, 1] and 'labels' (n,)")
-    return t["images"].float(), t["labels"].long()
-
-
-def _run_sampler(model, gates, steps: int, threshold: float, scheduler: str, labels, seed: int):
-    """Sample `labels` with optional LazyDiT gates; return the result and its cost figures."""
-    import torch
-
-    from tenfold.lazydit.dit import LazyDiTPipeline, profile_macs
-    from tenfold.lazydit.gates import check_threshold
-
-    check_threshold(threshold)
-    dit, sched = _model(model, scheduler)
-    policy = _gates(gates, steps, dit)
-    res = LazyDiTPipeline(dit, sched)(labels, steps, policy=policy, threshold=threshold,
-                                      generator=torch.Generator().manual_seed(seed))
-    macs = profile_macs(dit)
-    costs = {"skip_fraction": res.stats.skip_fraction,
-             "macs_ratio": macs.used(res.stats, len(labels), steps) / (macs.full * steps),
-             "seconds_per_image": res.seconds / len(labels)}
-    return res, costs
+    images, labels = t["images"].float(), t["labels"].long()
+    if len(images) != len(labels) or len(images) == 0:
+        raise InputError(f"{path} holds {len(images)} images but {len(labels)} labels: they must match one to one")
+    if not (torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+        raise InputError(f"{path}: images must be finite and in [0, 1]")
+    pipe.labels(labels)
+    if pipe.vae is not None:
+        scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        expected = (pipe.vae.config.in_channels, pipe.transformer.config.sample_size * scale)
+        if images.shape[1] != expected[0] or images.shape[2:] != (expected[1], expected[1]):
+            raise InputError(f"{path}: images have shape {tuple(images.shape[1:])} but this pipeline's VAE takes "
+                             f"({expected[0]}, {expected[1]}, {expected[1]})")
+    return images, labels
 
 
 @app.command("train-gates")
 def train_gates_cmd(
     out: Path = typer.Option(Path("lazydit_gates.safetensors"), help="Where to write the trained gates."),
+    pipeline: Path = typer.Option(None, help=PIPELINE_HELP),
     model: Path = typer.Option(None, help=MODEL_HELP),
     images: Path = typer.Option(None, help="safetensors with 'images' (n,C,H,W) in [0,1] and 'labels'; default digits."),
     steps: int = typer.Option(20, help="DDIM steps the gates are trained for."),
-    iters: int = typer.Option(300, help="Training iterations."),
-    batch: int = typer.Option(64, help="Batch size."),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
-    rho: float = typer.Option(1e-3, help="Laziness penalty ratio (MHSA and feedforward): larger skips more."),
-    rollout: int = typer.Option(0, help="Lazy steps per training sample, the cache being the lazy model's own output; "
-                                "0 = the whole trajectory (steps - 1), 1 = the paper's one-step objective."),
-    objective: str = typer.Option("sample", help="'sample': MSE of the rollout's end point against the full model's; "
-                                  "'eps': the paper's per-step output MSE."),
+    iters: int = typer.Option(500, help="Training iterations (authors' run script: 500)."),
+    batch: int = typer.Option(64, help="Global batch size (authors: 64 per GPU)."),
+    lr: float = typer.Option(1e-4, help="AdamW learning rate (authors' run script: 1e-4)."),
+    rho: float = typer.Option(1e-7, help="Laziness penalty ratio, MHSA and feedforward (authors: 1e-7 for DiT-XL/2 "
+                              "latents); larger skips more: tune it on validation for your model."),
+    objective: str = typer.Option("one-step", help="'one-step': the paper's loss at the step after a recorded one; "
+                                  "'end-point': ours, a rolled-out window judged on its clean-image estimate."),
+    pattern: str = typer.Option("alternate", help="'alternate': the authors' every-other-step gates (t = 2k + 1); "
+                                "'every': gates at every step but the first."),
+    window: int = typer.Option(1, help="Lazy steps per training sample (end-point objective; one-step uses 1)."),
+    checkpointing: bool = typer.Option(False, help="Gradient checkpointing of each rolled-out step (long windows)."),
     threshold: float = typer.Option(0.5, help="Skip threshold on s, in (0, 1)."),
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
-    checkpoint_dir: Path = typer.Option(None, help="Save progress here and resume from it."),
+    checkpoint_dir: Path = typer.Option(None, help="Save progress here and resume from it (default: OUT.ckpt)."),
+    save_every: int = typer.Option(25, help="Iterations between checkpoints."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
-    """Train the lazy learning layers (DiT frozen) and save them as safetensors."""
-    from tenfold.lazydit.dit import dit_blocks
+    """Train the lazy learning layers (DiT frozen) and save them as safetensors; resumes when interrupted."""
+    import shutil
+
+    import torch
+
+    from tenfold.core.io import ensure_writable_dir
     from tenfold.lazydit.gates import LazyConfig, LazyGates
     from tenfold.lazydit.train import train_gates
 
-    config = LazyConfig(threshold=threshold, rho_attn=rho, rho_mlp=rho, lr=lr, train_iters=iters, batch_size=batch,
-                        rollout=rollout or max(steps - 1, 1), objective=objective)
-    dit, sched = _model(model, scheduler)
-    x, y = _images(images, dit.config.sample_size)
-    gates = LazyGates(steps, len(dit_blocks(dit)), dit.transformer_blocks[0].attn1.to_q.in_features)
-    history = train_gates(dit, sched, gates, x * 2 - 1, y, config, seed=seed, checkpoint_dir=checkpoint_dir)
+    for name, value in (("iters", iters), ("batch", batch), ("window", window), ("save-every", save_every)):
+        _check_count(name, value, least=0 if name == "iters" else 1)
+    _check_count("seed", seed, least=0, most=2**63 - 1)
+    config = LazyConfig(threshold=threshold, rho_attn=_check_rate("rho", rho), rho_mlp=rho, lr=_check_rate("lr", lr),
+                        train_iters=iters, batch_size=batch, objective=objective, pattern=pattern, window=window,
+                        checkpointing=checkpointing)
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    pipe = _pipeline(pipeline, model, scheduler)
+    _check_steps(steps, pipe, least=2)
+    x, y = _images(images, pipe)
+    x0 = pipe.encode(x, generator=torch.Generator().manual_seed(seed))
+    gates = LazyGates.for_model(pipe.transformer, steps, pattern)
+    folder = checkpoint_dir or out.with_name(out.name + ".ckpt")
+    history = train_gates(pipe.transformer, pipe.scheduler, gates, x0, y, config, seed=seed, checkpoint_dir=folder,
+                          save_every=save_every)
     gates.save(out)
+    if checkpoint_dir is None:
+        shutil.rmtree(folder, ignore_errors=True)
     typer.echo(json.dumps({"gates": str(out), **history.summary()}, indent=2))
+
+
+def _run_sampler(pipe, gates, steps: int, threshold: float, guidance: float, labels, seed: int):
+    """Sample `labels` with optional LazyDiT gates; the result as (n, C, H, W) in [0, 1] and its cost figures."""
+    import torch
+
+    from tenfold.core.runtime import work_starts
+    from tenfold.lazydit.gates import check_threshold
+
+    check_threshold(threshold)
+    _check_rate("guidance-scale", guidance, most=100)
+    policy = _gates(gates, steps, pipe.transformer)
+    work_starts("sampling")
+    res = pipe(labels, steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="pt",
+               gates=policy, threshold=threshold)
+    costs = {"skip_fraction": res.skip_fraction, "macs_ratio": res.macs_ratio, "macs_per_image": res.macs,
+             "seconds_per_image": res.seconds / len(labels)}
+    return res.images.cpu(), costs
 
 
 @app.command("sample")
 def sample_cmd(
     out: Path = typer.Option(Path("lazydit_samples.png"), help="PNG grid of the samples."),
+    pipeline: Path = typer.Option(None, help=PIPELINE_HELP),
     model: Path = typer.Option(None, help=MODEL_HELP),
     gates: Path = typer.Option(None, help="Trained gates (train-gates); omit for plain DDIM."),
     steps: int = typer.Option(20, help="DDIM steps."),
     threshold: float = typer.Option(0.5, help="Skip when s < threshold; in (0, 1)."),
+    guidance_scale: float = typer.Option(1.0, help="Classifier-free guidance scale (> 1 enables it; DiT-XL/2 uses 4)."),
     classes: str = typer.Option("0,1,2,3,4,5,6,7,8,9", help="Comma-separated class labels."),
     n_per_class: int = typer.Option(4, help="Samples per class."),
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
@@ -133,13 +206,23 @@ def sample_cmd(
     """Sample class-conditional images, with LazyDiT skipping when --gates is given."""
     import torch
 
+    from tenfold.core.io import ensure_writable_dir
     from tenfold.core.plots import plt, save_figure
 
-    labels = torch.tensor(_classes(classes)).repeat_interleave(n_per_class)
-    res, costs = _run_sampler(model, gates, steps, threshold, scheduler, labels, seed)
-    fig, axes = plt.subplots(1, 1, figsize=(max(2, len(labels) * 0.4), 0.8))
-    axes.imshow(torch.cat(list(res.images[:, 0]), dim=1).numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    axes.axis("off")
+    _check_count("n-per-class", n_per_class)
+    _check_count("seed", seed, least=0, most=2**63 - 1)
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    pipe = _pipeline(pipeline, model, scheduler)
+    _check_steps(steps, pipe)
+    labels = torch.tensor(_classes(classes, pipe)).repeat_interleave(n_per_class)
+    images, costs = _run_sampler(pipe, gates, steps, threshold, guidance_scale, labels, seed)
+    row = torch.cat(list(images), dim=2)  # (C, H, n W)
+    fig, ax = plt.subplots(1, 1, figsize=(max(2, len(labels) * 0.5), 0.9))
+    if row.shape[0] == 1:
+        ax.imshow(row[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(row[:3].permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.axis("off")
     save_figure(fig, out)
     typer.echo(json.dumps({"samples": str(out), **costs}, indent=2))
 
@@ -150,22 +233,33 @@ def evaluate_cmd(
     gates: Path = typer.Option(None, help="Trained gates; omit to evaluate plain DDIM."),
     steps: int = typer.Option(20, help="DDIM steps."),
     threshold: float = typer.Option(0.5, help="Skip when s < threshold; in (0, 1)."),
+    guidance_scale: float = typer.Option(1.0, help="Classifier-free guidance scale (> 1 enables it)."),
     n_per_class: int = typer.Option(100, help="Samples per digit class."),
     classifier: Path = typer.Option(None, help="digit-classifier folder (default: the zoo's)."),
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
     seed: int = typer.Option(0, help="Seed of the starting noise."),
 ) -> None:
-    """FID (digit-classifier features), class accuracy, skip fraction, MACs ratio and time per image."""
+    """FID and precision/recall (digit-classifier features, against the digits' held-out split), class
+    accuracy, skip fraction, MACs ratio and time per image of a digits DiT."""
     import torch
 
     from tenfold.data.images import load_digits
     from tenfold.lazydit.evaluate import Judge
     from tenfold.zoo.digit_classifier import load_digit_classifier
 
+    _check_count("n-per-class", n_per_class)
+    _check_count("seed", seed, least=0, most=2**63 - 1)
+    judge_model = load_digit_classifier(classifier)
+    pipe = _pipeline(None, model, scheduler)
+    _check_steps(steps, pipe)
+    if pipe.transformer.config.num_embeds_ada_norm != 10 or pipe.transformer.config.in_channels != 1:
+        raise InputError("evaluate judges digits with the digit classifier: the DiT must be a one-channel model of the "
+                         "10 digit classes")
     labels = torch.arange(10).repeat_interleave(n_per_class)
-    res, costs = _run_sampler(model, gates, steps, threshold, scheduler, labels, seed)
-    train, _ = load_digits(size=8).split(0.2, seed=0)
-    judge = Judge.from_images(load_digit_classifier(classifier), train.images)
-    row = judge.score(torch.nn.functional.adaptive_avg_pool2d(res.images, 8) if res.images.shape[-1] != 8 else res.images,
-                      labels)
+    images, costs = _run_sampler(pipe, gates, steps, threshold, guidance_scale, labels, seed)
+    _, held_out = load_digits(size=8).split(0.2, seed=0)
+    if images.shape[-1] != 8:
+        images = torch.nn.functional.adaptive_avg_pool2d(images, 8)
+    row = Judge.from_images(judge_model, held_out.images).score(images, labels)
+    row.pop("_units")
     typer.echo(json.dumps({**row, **costs}, indent=2))

@@ -1,18 +1,21 @@
 """LazyDiT attached to a diffusers DiT: hooks on every block's MHSA (`attn1`) and feedforward (`ff`),
-a step-aware controller that owns the per-module caches, and a DDIM pipeline with a threshold knob.
+a step-aware controller that owns the per-module caches, and `LazyDiTPipeline`, a drop-in for
+diffusers' `DiTPipeline` (latents, VAE decoding, learned variance, classifier-free guidance).
 
 The hooks use diffusers' own `HookRegistry` (the mechanism behind `enable_cache`), so the library's
 source and the model's weights are untouched; `LazyController.detach()` restores the plain model.
 Any model whose `transformer_blocks` each hold an `attn1` and an `ff` module works
 (`DiTTransformer2DModel`, PixArt-style blocks); the module input (first positional argument) is the
-adaLN-modulated hidden state Z_t that the lazy learning layer reads.
+adaLN-modulated hidden state Z_t that the lazy learning layer reads, and the cached tensor is the
+module output before the adaLN-Zero gate multiplies it, as in the authors' code.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -22,13 +25,21 @@ from tenfold.lazydit.gates import KINDS, check_threshold, lazy_mix
 HOOK_NAME = "tenfold_lazydit"
 MODULES = {"attn": "attn1", "mlp": "ff"}
 MODES = ("record", "plain", "soft", "hard")
+OUTPUT_TYPES = ("pil", "np", "pt")
 
 
 class SkipPolicy(Protocol):
-    """Anything that says how likely a module is to be computed: LazyGates, a static schedule, L2C."""
+    """Anything that says how likely a module is to be computed: LazyGates, a static schedule, L2C.
+
+    `is_active(step)`: the policy decides at this step (elsewhere every module computes);
+    `gate_cost`: each decision runs a lazy learning layer (tokens x dim MACs), not a table lookup.
+    """
 
     num_steps: int
     num_layers: int
+    gate_cost: bool
+
+    def is_active(self, step: int) -> bool: ...
 
     def keep_probability(self, kind: str, step: int, layer: int, z: torch.Tensor) -> torch.Tensor: ...
 
@@ -45,6 +56,14 @@ def dit_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
                 raise UnsupportedError(f"block {i} ({type(block).__name__}) has no `{name}` module: its blocks do not "
                                        "match the DiT block (MHSA `attn1` + feedforward `ff`) that LazyDiT gates")
     return list(blocks)
+
+
+def inner_dim(model: torch.nn.Module) -> int:
+    """Width of the hidden states the lazy learning layers read."""
+    attn = dit_blocks(model)[0].attn1
+    if hasattr(attn, "to_q"):
+        return attn.to_q.in_features
+    return model.config.num_attention_heads * model.config.attention_head_dim
 
 
 def _hook_base():
@@ -66,26 +85,23 @@ class SkipStats:
         total = sum(self.calls.values())
         return sum(self.skipped.values()) / total if total else 0.0
 
-    def merge(self, other: SkipStats) -> None:
-        for k in KINDS:
-            self.calls[k] += other.calls[k]
-            self.skipped[k] += other.skipped[k]
-        self.gate_calls += other.gate_calls
-
 
 class LazyController:
     """Owns the caches and the decision rule; `step` is the sampling-step index set by the pipeline.
 
     Modes: `record` computes every module and stores its output; `plain` computes and leaves the cache
     alone; `soft` mixes computed and cached outputs with s (training); `hard` skips when s < threshold
-    (inference). `force[kind]` = "compute" or "reuse" overrides the policy in `hard` mode.
+    (inference). `force[kind]` = "compute" or "reuse" overrides the policy in `hard` mode. With
+    `paired=True` the batch is classifier-free guidance's [conditional; unconditional] halves and a
+    sample's two halves share one decision: s is averaged over the pair.
     """
 
-    def __init__(self, model: torch.nn.Module, policy: SkipPolicy | None = None, threshold: float = 0.5):
+    def __init__(self, model: torch.nn.Module, policy: SkipPolicy | None = None, threshold: float = 0.5,
+                 paired: bool = False):
         self.blocks = dit_blocks(model)
-        self.model = model
         self.policy = policy
         self.threshold = check_threshold(threshold)
+        self.paired = paired
         if policy is not None and policy.num_layers != len(self.blocks):
             raise InputError(f"the policy has {policy.num_layers} layers but the DiT has {len(self.blocks)} blocks: "
                              "train gates for this model")
@@ -130,6 +146,9 @@ class LazyController:
         self.cache.clear()
         self.scores = {k: [] for k in KINDS}
 
+    def _decides(self) -> bool:
+        return self.policy is not None and self.policy.is_active(self.step)
+
     def _forward(self, layer: int, kind: str, original, args: tuple, kwargs: dict) -> torch.Tensor:
         key = (layer, kind)
         cached = self.cache.get(key)
@@ -137,16 +156,17 @@ class LazyController:
             return original(*args, **kwargs)
         batch = args[0].shape[0]
         self.stats.calls[kind] += batch
-        if self.mode == "record" or cached is None:  # the first step always computes
-            out = original(*args, **kwargs)
-            self.cache[key] = out.detach()
+        forced = self.mode == "hard" and self.force[kind] is not None
+        if self.mode == "record" or cached is None or not (forced or self._decides()):
+            out = original(*args, **kwargs)  # the first step, and steps without a gate, always compute
+            self.cache[key] = out if self.mode == "soft" else out.detach()
             return out
         z = args[0]
         if self.mode == "soft":
             s = self.policy.keep_probability(kind, self.step, layer, z)
             self.scores[kind].append(s)
             out = lazy_mix(s, original(*args, **kwargs), cached)
-            self.cache[key] = out  # kept in the graph: a multi-step rollout trains through reused outputs
+            self.cache[key] = out  # kept in the graph: a rollout trains through reused outputs
             return out
         keep = self._keep(kind, layer, z)
         n_keep = int(keep.sum())
@@ -163,12 +183,16 @@ class LazyController:
 
     def _keep(self, kind: str, layer: int, z: torch.Tensor) -> torch.Tensor:
         force = self.force[kind]
-        if force == "compute" or (force is None and self.policy is None):
-            return torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
-        if force == "reuse":
-            return torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
-        self.stats.gate_calls += z.shape[0]
-        return self.policy.keep_probability(kind, self.step, layer, z) >= self.threshold
+        if force is not None:
+            return torch.full((z.shape[0],), force == "compute", dtype=torch.bool, device=z.device)
+        if self.policy.gate_cost:
+            self.stats.gate_calls += z.shape[0]
+        s = self.policy.keep_probability(kind, self.step, layer, z)
+        if self.paired:  # one decision per sample for its conditional and unconditional halves
+            half = s.shape[0] // 2
+            shared = (s[:half] + s[half:]) / 2
+            s = torch.cat([shared, shared])
+        return s >= self.threshold
 
 
 def check_scheduler(scheduler) -> None:
@@ -179,74 +203,218 @@ def check_scheduler(scheduler) -> None:
                                f"{type(scheduler).__name__}: pass DDIMScheduler.from_config(scheduler.config)")
 
 
-def check_images(images: torch.Tensor, model: torch.nn.Module, what: str = "images") -> None:
-    """Images must be (n, in_channels, sample_size, sample_size) to match the DiT."""
+def check_latents(x: torch.Tensor, model: torch.nn.Module, what: str = "training data") -> None:
+    """x must be (n, in_channels, sample_size, sample_size) to match the DiT."""
     cfg = model.config
     expected = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
-    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-        raise InputError(f"{what} have shape {tuple(images.shape)} but the DiT expects (n, {expected[0]}, "
-                         f"{expected[1]}, {expected[2]}): resize them to the model's sample_size")
+    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        raise InputError(f"{what} has shape {tuple(x.shape)} but the DiT expects (n, {expected[0]}, {expected[1]}, "
+                         f"{expected[2]}): give images at the pipeline's resolution")
+
+
+def null_class(model: torch.nn.Module) -> int:
+    """The label of the unconditional (dropped) class: the extra row of the label embedding table."""
+    n = model.config.num_embeds_ada_norm
+    table = getattr(getattr(getattr(dit_blocks(model)[0].norm1, "emb", None), "class_embedder", None),
+                    "embedding_table", None)
+    if table is None or table.num_embeddings <= n:
+        raise InputError("this DiT has no null class (it was trained without label dropout), so it cannot be sampled "
+                         "with classifier-free guidance: use guidance_scale 1")
+    return n
 
 
 @dataclass
-class LazyOutput:
-    """Samples in [0, 1] (n, C, H, W), the skip statistics, and the wall time of the denoising loop."""
+class LazyPipelineOutput:
+    """Images like `DiTPipeline`'s, plus what the lazy sampler saved and what it cost.
 
-    images: torch.Tensor
+    `macs` is the transformer's multiply-accumulates per image (both guidance halves, gates included);
+    `macs_ratio` is relative to computing every module at the same steps and guidance; `seconds` is the
+    denoising loop's wall time (VAE decoding excluded).
+    """
+
+    images: Any
+    skip_fraction: float
+    macs: float
+    macs_ratio: float
     stats: SkipStats
     seconds: float
     num_inference_steps: int
 
 
 class LazyDiTPipeline:
-    """Class-conditional DDIM sampling (eta = 0) with optional lazy skipping, diffusers-style.
+    """Class-conditional DDIM sampling with LazyDiT skipping, step for step like diffusers' `DiTPipeline`.
 
-    `pipe(class_labels, num_inference_steps=20, threshold=0.5, policy=gates)`; `policy=None` is plain DDIM.
+    `LazyDiTPipeline.from_pipe(dit_pipeline)(class_labels, num_inference_steps, guidance_scale, generator,
+    output_type, gates=gates, threshold=0.5)`; with `gates=None` every module computes and the images
+    equal the stock pipeline's. `vae=None` is a pixel-space DiT (its samples are the images).
     """
 
-    def __init__(self, model: torch.nn.Module, scheduler):
+    def __init__(self, transformer: torch.nn.Module, scheduler, vae: torch.nn.Module | None = None):
         check_scheduler(scheduler)
-        dit_blocks(model)
-        self.model, self.scheduler = model.eval(), scheduler
+        dit_blocks(transformer)
+        self.transformer, self.scheduler, self.vae = transformer.eval(), scheduler, vae
+        if vae is not None:
+            vae.eval()
+        self._macs: MacsProfile | None = None
+
+    @classmethod
+    def from_pipe(cls, pipe) -> LazyDiTPipeline:
+        """Share the modules of a diffusers `DiTPipeline` (transformer, VAE, scheduler)."""
+        missing = [name for name in ("transformer", "scheduler", "vae") if getattr(pipe, name, None) is None]
+        if missing:
+            raise UnsupportedError(f"{type(pipe).__name__} has no {', '.join(missing)}: from_pipe takes a diffusers "
+                                   "DiTPipeline (transformer + VAE + scheduler)")
+        return cls(pipe.transformer, pipe.scheduler, pipe.vae)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> LazyDiTPipeline:
+        """A `save_pretrained` DiTPipeline folder (model_index.json)."""
+        from diffusers import DiTPipeline
+        from diffusers.utils import logging
+
+        folder = Path(folder)
+        if not (folder / "model_index.json").is_file():
+            raise InputError(f"{folder} is not a saved DiTPipeline (model_index.json missing): pass a folder written by "
+                             "DiTPipeline.save_pretrained, or --model for a bare DiT transformer folder")
+        shown = logging.is_progress_bar_enabled()
+        logging.disable_progress_bar()  # a loading bar per component is noise in a command's output
+        try:
+            return cls.from_pipe(DiTPipeline.from_pretrained(folder))
+        finally:
+            if shown:
+                logging.enable_progress_bar()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def macs(self) -> MacsProfile:
+        if self._macs is None:
+            self._macs = profile_macs(self.transformer)
+        return self._macs
+
+    def labels(self, class_labels) -> torch.Tensor:
+        n = self.transformer.config.num_embeds_ada_norm
+        labels = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
+        if labels.numel() == 0 or (labels < 0).any() or (labels >= n).any():
+            raise InputError(f"class labels must be a non-empty list of ints in [0, {n}), got {class_labels!r}")
+        return labels
 
     @torch.no_grad()
-    def __call__(self, class_labels: torch.Tensor, num_inference_steps: int = 20, policy: SkipPolicy | None = None,
-                 threshold: float = 0.5, generator: torch.Generator | None = None, batch_size: int = 500,
-                 force: dict[str, str | None] | None = None) -> LazyOutput:
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None,
+               batch_size: int = 64) -> torch.Tensor:
+        """Images in [0, 1] (n, C, H, W) -> the DiT's x_0: VAE latents x scaling factor (the authors'
+        `vae.encode(x).latent_dist.sample() * 0.18215`), or [-1, 1] pixels without a VAE."""
+        x = images.float() * 2 - 1
+        if self.vae is not None:
+            parts = []
+            for i in range(0, len(x), batch_size):
+                dist = self.vae.encode(x[i: i + batch_size].to(self.vae.device, self.vae.dtype)).latent_dist
+                parts.append(dist.sample(generator=generator).float().cpu() * self.vae.config.scaling_factor)
+            x = torch.cat(parts)
+        check_latents(x, self.transformer, "the encoded images")
+        return x
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """The DiT's samples -> images in [0, 1], as DiTPipeline post-processes them."""
+        if self.vae is None:
+            return (latents / 2 + 0.5).clamp(0, 1)
+        latents = 1 / self.vae.config.scaling_factor * latents
+        samples = self.vae.decode(latents).sample
+        return (samples / 2 + 0.5).clamp(0, 1)
+
+    @torch.no_grad()
+    def __call__(self, class_labels, num_inference_steps: int = 50, guidance_scale: float = 4.0,
+                 generator: torch.Generator | list[torch.Generator] | None = None, output_type: str = "pil",
+                 gates: SkipPolicy | None = None, threshold: float = 0.5, force: dict[str, str | None] | None = None,
+                 batch_size: int | None = None) -> LazyPipelineOutput:
+        from diffusers.utils.torch_utils import randn_tensor
+
+        from tenfold.core.runtime import Timer
+
         if num_inference_steps < 1:
             raise InputError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-        if policy is not None and policy.num_steps != num_inference_steps:
-            raise InputError(f"the gates were trained for {policy.num_steps} DDIM steps, not {num_inference_steps}: "
+        if output_type not in OUTPUT_TYPES:
+            raise InputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        if gates is not None and gates.num_steps != num_inference_steps:
+            raise InputError(f"the gates were trained for {gates.num_steps} DDIM steps, not {num_inference_steps}: "
                              "sample with that many steps or train gates for this step count")
-        cfg = self.model.config
-        labels = torch.as_tensor(class_labels, dtype=torch.long)
-        if labels.ndim != 1 or (labels < 0).any() or (labels >= cfg.num_embeds_ada_norm).any():
-            raise InputError(f"class labels must be a 1-D list of ints in [0, {cfg.num_embeds_ada_norm}), got {class_labels!r}")
-        device = next(self.model.parameters()).device
-        noise = torch.randn((len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator)
-        ctl = LazyController(self.model, policy, threshold)
-        ctl.force.update(force or {})
-        out = []
+        check_threshold(threshold)
+        labels = self.labels(class_labels)
+        guided = guidance_scale > 1
+        null = null_class(self.transformer) if guided else None
+        cfg = self.transformer.config
+        latents = randn_tensor((len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator,
+                               device=self.device, dtype=self.transformer.dtype)
+        ctl = LazyController(self.transformer, gates, threshold, paired=guided) if gates is not None or force else None
+        if ctl is not None:
+            ctl.force.update(force or {})
+        step = batch_size or len(labels)
+        outs = []
         try:
-            start = time.perf_counter()
-            for i in range(0, len(labels), batch_size):
-                out.append(self._denoise(ctl, noise[i: i + batch_size].to(device), labels[i: i + batch_size].to(device),
-                                         num_inference_steps))
-            seconds = time.perf_counter() - start
+            with Timer(sync_cuda=self.device.type == "cuda") as timer:
+                for i in range(0, len(labels), step):
+                    outs.append(self._denoise(ctl, latents[i: i + step], labels[i: i + step].to(self.device),
+                                              num_inference_steps, guidance_scale, null))
         finally:
-            ctl.detach()
-        images = ((torch.cat(out) + 1) / 2).clamp(0, 1).cpu()
-        return LazyOutput(images, ctl.stats, seconds, num_inference_steps)
+            if ctl is not None:
+                ctl.detach()
+        images = torch.cat([self.decode(x) for x in outs])
+        stats = ctl.stats if ctl is not None else SkipStats()
+        rows = len(labels) * (2 if guided else 1)
+        per_row = self.macs.used(stats, rows, num_inference_steps)
+        return LazyPipelineOutput(_postprocess(images, output_type), stats.skip_fraction, per_row * rows / len(labels),
+                                  per_row / (self.macs.full * num_inference_steps), stats, timer.seconds,
+                                  num_inference_steps)
 
-    def _denoise(self, ctl: LazyController, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.Tensor:
+    def _denoise(self, ctl: LazyController | None, latents: torch.Tensor, labels: torch.Tensor, steps: int,
+                 guidance_scale: float, null: int | None) -> torch.Tensor:
+        """DiTPipeline's loop (diffusers 0.3x-0.4x), with the controller told the step index."""
+        guided = null is not None
+        channels = self.transformer.config.in_channels
+        model_input = torch.cat([latents] * 2) if guided else latents
+        labels_input = torch.cat([labels, torch.full_like(labels, null)]) if guided else labels
+        if ctl is not None:
+            ctl.reset()
+            ctl.mode = "hard"
         self.scheduler.set_timesteps(steps)
-        ctl.reset()
-        ctl.mode = "hard"
         for i, t in enumerate(self.scheduler.timesteps):
-            ctl.step = i
-            eps = self.model(x, timestep=t.expand(len(x)).to(x.device), class_labels=y).sample
-            x = self.scheduler.step(eps, t, x, eta=0.0).prev_sample
-        return x
+            if ctl is not None:
+                ctl.step = i
+            if guided:
+                half = model_input[: len(model_input) // 2]
+                model_input = torch.cat([half, half], dim=0)
+            model_input = self.scheduler.scale_model_input(model_input, t)
+            timesteps = t[None].to(model_input.device).expand(model_input.shape[0])
+            noise_pred = self.transformer(model_input, timestep=timesteps, class_labels=labels_input).sample
+            if guided:
+                eps, rest = noise_pred[:, :channels], noise_pred[:, channels:]
+                cond_eps, uncond_eps = torch.split(eps, len(eps) // 2, dim=0)
+                half_eps = uncond_eps + guidance_scale * (cond_eps - uncond_eps)
+                noise_pred = torch.cat([torch.cat([half_eps, half_eps], dim=0), rest], dim=1)
+            model_output = split_variance(noise_pred, channels)
+            model_input = self.scheduler.step(model_output, t, model_input).prev_sample
+        return model_input.chunk(2, dim=0)[0] if guided else model_input
+
+
+def split_variance(model_output: torch.Tensor, channels: int) -> torch.Tensor:
+    """The noise prediction of a DiT that may also predict its variance (out_channels = 2 x in_channels)."""
+    if model_output.shape[1] // 2 == channels:
+        return model_output[:, :channels]
+    return model_output
+
+
+def _postprocess(images: torch.Tensor, output_type: str):
+    if output_type == "pt":
+        return images
+    array = images.cpu().permute(0, 2, 3, 1).float().numpy()
+    if output_type == "np":
+        return array
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.numpy_to_pil(array)
 
 
 @dataclass(frozen=True)
@@ -259,10 +427,10 @@ class MacsProfile:
     gate: float  # one lazy learning layer (tokens x dim)
     num_layers: int
 
-    def used(self, stats: SkipStats, num_samples: int, steps: int) -> float:
-        """MACs per sample of a run: full forwards, minus skipped modules, plus the gates evaluated."""
+    def used(self, stats: SkipStats, rows: int, steps: int) -> float:
+        """MACs per batch row of a run: full forwards, minus skipped modules, plus the gates evaluated."""
         saved = stats.skipped["attn"] * self.attn + stats.skipped["mlp"] * self.mlp
-        return (num_samples * steps * self.full - saved + stats.gate_calls * self.gate) / num_samples
+        return (rows * steps * self.full - saved + stats.gate_calls * self.gate) / rows
 
 
 def _cpu_sdpa_flops(q, k, v, *args, out_shape=None, **kwargs) -> int:
@@ -282,7 +450,8 @@ def profile_macs(model: torch.nn.Module) -> MacsProfile:
 
     cfg = model.config
     blocks = dit_blocks(model)
-    x = torch.zeros(1, cfg.in_channels, cfg.sample_size, cfg.sample_size, device=next(model.parameters()).device)
+    param = next(model.parameters())
+    x = torch.zeros(1, cfg.in_channels, cfg.sample_size, cfg.sample_size, device=param.device, dtype=param.dtype)
     t = torch.tensor([500], device=x.device)
     y = torch.tensor([0], device=x.device)
     ctl = LazyController(model)
@@ -297,12 +466,12 @@ def profile_macs(model: torch.nn.Module) -> MacsProfile:
                 model(x, timestep=t, class_labels=y)
             return counter.get_total_flops() / 2
 
-        full = count({})
-        no_attn = count({"attn": "reuse"})
-        no_mlp = count({"mlp": "reuse"})
+        full = count({"attn": "compute", "mlp": "compute"})
+        no_attn = count({"attn": "reuse", "mlp": "compute"})
+        no_mlp = count({"attn": "compute", "mlp": "reuse"})
     finally:
         ctl.detach()
     tokens = (cfg.sample_size // cfg.patch_size) ** 2
-    dim = blocks[0].attn1.to_q.in_features if hasattr(blocks[0].attn1, "to_q") else cfg.num_attention_heads * cfg.attention_head_dim
     n = len(blocks)
-    return MacsProfile(full=full, attn=(full - no_attn) / n, mlp=(full - no_mlp) / n, gate=float(tokens * dim), num_layers=n)
+    return MacsProfile(full=full, attn=(full - no_attn) / n, mlp=(full - no_mlp) / n, gate=float(tokens * inner_dim(model)),
+                       num_layers=n)
