@@ -1,10 +1,19 @@
-"""End to end through the CLI (partition -> summarize -> train -> evaluate) and a tiny reproduce."""
+"""End to end through the CLI (partition -> summarize -> train -> evaluate), the smoke reproduce (rules and a
+served model), the AUC claims' trained negative control, and a SIGKILL in the middle of `summarize`."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tenfold.core.errors import InputError
@@ -30,7 +39,8 @@ def test_cli_partition_summarize_incrementally_then_train_and_evaluate(tmp_path)
     _ok(["partition", *common, "--state", str(state)])  # the rest of the stream
     second = _ok(["summarize", *common, "--state", str(state), "--cache", str(cache), "--out", str(texts)])
     records = [json.loads(x) for x in texts.read_text().splitlines()]
-    assert len(records) > n_first and "rule-based stand-in, not an LLM" in records[0]["summary"]
+    assert len(records) > n_first and "rule-based stand-in, not an LLM" in records[0]["text"]
+    assert all(set(r["fields"]) == {"genre_scores", "mean_rating", "liked_share", "shift"} for r in records)
     assert "cache hits 0" in second  # only the new partitions went to the generator
     again = _ok(["summarize", *common, "--state", str(state), "--cache", str(cache), "--out", str(tmp_path / "b.jsonl")])
     assert "new LLM calls 0" in again  # a full rerun is served by the cache
@@ -50,18 +60,137 @@ def test_cli_errors_are_clear():
     assert isinstance(result.exception, InputError) and "--llm-url" in str(result.exception)
     result = runner.invoke(app, ["partition", "--data", "synthetic", "--rule", "weekly", "--state", "/tmp/x-never.json"])
     assert isinstance(result.exception, InputError)
+    result = runner.invoke(app, ["reproduce", "--profile", "smoke", "--llm-url", "http://127.0.0.1:1/v1"])
+    assert isinstance(result.exception, InputError) and "--llm openai" in str(result.exception)
+    result = runner.invoke(app, ["train", "--data", "synthetic", "--llm-fields", "yaml"])
+    assert isinstance(result.exception, InputError) and "--llm-fields" in str(result.exception)
 
 
-def test_reproduce_on_a_tiny_config_writes_the_issue_metrics(tmp_path):
-    from tenfold.liber.experiment import PROFILES, reproduce
+def test_smoke_reproduce_writes_every_claim_with_its_evidence(tmp_path):
+    from tenfold.liber.experiment import reproduce
 
-    result = reproduce("quick", 0, tmp_path, data="synthetic:40", cfg=replace(PROFILES["quick"], epochs=1),
-                       models=("din", "din+liber"))
+    result = reproduce("smoke", 0, tmp_path)
     m = result.metrics
-    assert set(m["models"]) == {"din", "din+liber"} and {"auc", "logloss", "gauc"} <= set(m["models"]["din"])
+    assert set(m["settings"]) == {"users", "users-norating", "time"} and result.seeds == [0, 1]
     assert m["rerun_new_llm_calls"] == 0 and m["cache_hits"] > 0
-    assert m["llm_calls_incremental"] >= 0 and m["llm_calls_recompute"] >= m["weekly_update"]["new_behaviours"]
+    assert m["test_train_overlap"]["users"] == {"shared_samples": 0, "shared_users": 0}
     claims = {c.id: c for c in result.claims}
+    assert set(claims) == {"din_liber_beats_din_user_disjoint", "din_liber_beats_din_time_split",
+                           "positive_control_fusion_lifts_auc", "liber_calls_below_kar_frontier",
+                           "liber_prompt_volume_below_kar_frontier", "no_lazy_kar_period_dominates_liber",
+                           "rerun_makes_no_new_calls"}
+    for cid in ("din_liber_beats_din_user_disjoint", "positive_control_fusion_lifts_auc"):
+        assert claims[cid].interval is not None and "union" in claims[cid].evidence
     assert claims["rerun_makes_no_new_calls"].holds
-    assert (tmp_path / "auc_by_model.png").is_file()
+    assert {"calls_vs_staleness.png", "auc_difference.png"} <= set(result.artifacts)
+    assert all((tmp_path / a).is_file() for a in result.artifacts)
     assert any("not an LLM" in n for n in result.notes) and any("synthetic" in n for n in result.notes)
+
+
+def test_rerun_claim_negative_control_a_fresh_cache_makes_calls(tmp_path):
+    from tenfold.core.results import Result
+    from tenfold.liber.llm import RuleSummarizer
+    from tenfold.liber.pipeline import interest_records, load_data, open_generator
+    from tenfold.liber.samples import build_ctr_data
+
+    ds, _ = load_data("synthetic:5")
+    from tenfold.liber.partition import CountRule
+
+    data = build_ctr_data(ds, CountRule(20))
+    fresh = open_generator(RuleSummarizer(), tmp_path / "fresh.sqlite")  # nothing cached: the null
+    interest_records(data, fresh)
+    c = Result(method="liber", kind="reproduce", paper={}).claim("r", "rerun", fresh.calls, 1, better="lower", exact=True)
+    assert fresh.calls == data.n_partitions and c.verdict == "fails"
+
+
+def test_auc_claim_negative_control_a_second_din_relabelled_as_ours_does_not_hold():
+    """The claim's own computation on two DIN runs with different seeds (no LIBER anywhere)."""
+    from tenfold.liber.experiment import PROFILES
+    from tenfold.liber.metrics import claim_interval
+    from tenfold.liber.partition import parse_rule
+    from tenfold.liber.pipeline import build_model, load_data
+    from tenfold.liber.samples import build_ctr_data
+    from tenfold.liber.training import TextTables, fit, predict
+
+    cfg = replace(PROFILES["smoke"].cfg, epochs=2)
+    ds, _ = load_data("synthetic:40")
+    data = build_ctr_data(ds, parse_rule(cfg.rule), split="users", seed=0)
+    runs = {}
+    for s in range(4):
+        model = build_model("base", "din", data, cfg, 0, s)
+        fit(model, data, TextTables(), cfg.epochs, cfg.batch_size, cfg.lr, s)
+        runs[s] = predict(model, data, TextTables(), "test")
+    _, y, users = runs[0]
+    interval, _, _ = claim_interval([runs[2][0], runs[3][0]], [runs[0][0], runs[1][0]], y, users)
+    assert not interval.lo > 0
+
+
+def test_cli_reproduce_with_a_served_model_labels_the_llm(tmp_path, make_server):
+    srv = make_server("rules")
+    out = _ok(["reproduce", "--profile", "smoke", "--out", str(tmp_path), "--max-users", "16", "--llm", "openai",
+               "--llm-url", srv.url, "--llm-model", "served-rules", "--llm-concurrency", "3"])
+    result = json.loads((tmp_path / "liber" / "result.json").read_text())
+    assert result["config"]["llm"] == "openai:served-rules" and "a real LLM" in result["config"]["llm_label"]
+    assert result["metrics"]["llm_calls_first_run"] == srv.requests > 0
+    assert result["metrics"]["llm_usage"]["prompt_tokens"] > 0 and "first16users" in result["config"]["data"]
+    assert "rerun_makes_no_new_calls" in out
+
+
+_CLI = "import sys; from tenfold.cli import main; sys.argv[0] = 'tenfold'; main()"
+
+
+def _cache_rows(path: Path) -> int:
+    try:
+        db = sqlite3.connect(path, timeout=1)
+        try:
+            return db.execute("SELECT COUNT(*) FROM texts").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return 0
+
+
+def test_summarize_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tmp_path, make_server):
+    srv = make_server("rules", delay=0.15)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    state = tmp_path / "state.json"
+    _ok(["partition", "--data", "synthetic:6", "--state", str(state)])
+
+    def cmd(cache, out):
+        return [sys.executable, "-c", _CLI, "liber", "summarize", "--data", "synthetic:6", "--state", str(state),
+                "--llm", "openai", "--llm-url", srv.url, "--llm-model", "m", "--llm-concurrency", "1",
+                "--cache", str(cache), "--out", str(out)]
+
+    whole = subprocess.run(cmd(tmp_path / "a.sqlite", tmp_path / "a.jsonl"), env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    total = _cache_rows(tmp_path / "a.sqlite")
+    proc = subprocess.Popen(cmd(tmp_path / "b.sqlite", tmp_path / "b.jsonl"), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and _cache_rows(tmp_path / "b.sqlite") < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    kept = _cache_rows(tmp_path / "b.sqlite")
+    assert 5 <= kept < total and not (tmp_path / "b.jsonl").exists()  # killed mid-run, no half output
+    resumed = subprocess.run(cmd(tmp_path / "b.sqlite", tmp_path / "b.jsonl"), env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"new LLM calls {total - kept}, cache hits {kept}" in resumed.stdout  # nothing generated twice
+    assert (tmp_path / "b.jsonl").read_text() == (tmp_path / "a.jsonl").read_text()
+
+
+@pytest.mark.parametrize("server", ["nojson"], indirect=True)
+def test_a_model_that_never_writes_the_fields_fails_with_one_clear_line(server, tmp_path):
+    state = tmp_path / "state.json"
+    _ok(["partition", "--data", "synthetic:3", "--state", str(state)])
+    args = ["summarize", "--data", "synthetic:3", "--state", str(state), "--llm", "openai", "--llm-url", server.url,
+            "--llm-model", "m", "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "o.jsonl")]
+    result = runner.invoke(app, args)
+    assert "no valid interest-fields JSON after 3 tries" in str(result.exception)
+    assert "--llm-fields none" in str(result.exception)
+    n = server.requests
+    assert n == 3 * 3  # three users' first partitions, each asked three times
+    _ok([*args, "--llm-fields", "none"])  # the text alone works with the same model
+    assert [json.loads(x)["fields"] for x in (tmp_path / "o.jsonl").read_text().splitlines()][0] is None

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tenfold.core.errors import InputError
 from tenfold.data.movielens import AtomicDataset, click_labels, load_atomic, synthetic_lifelong, time_split
 from tenfold.liber.interests import ItemCatalog
 from tenfold.liber.partition import CountRule
-from tenfold.liber.samples import build_ctr_data
+from tenfold.liber.samples import build_ctr_data, with_split
 
 
 def _era_shift(ds: AtomicDataset) -> float:
@@ -81,3 +82,75 @@ def test_loader_reads_user_atomic_files_and_unknown_items_are_refused(tmp_path):
     with pytest.raises(InputError, match="item id '99' is not in the item table"):
         build_ctr_data(ds, CountRule(2))
     assert catalog.genres["11"] == ("Horror", "Comedy")
+
+
+def test_user_split_is_disjoint_seeded_and_81_9_10():
+    ds = synthetic_lifelong(n_users=100, events=(5, 10), seed=0)
+    data = build_ctr_data(ds, CountRule(3), split="users", seed=4)
+    split, users = data.tensors["split"], data.tensors["user"]
+    groups = {k: set(users[split == k].tolist()) for k in (0, 1, 2)}
+    assert [len(groups[k]) for k in (0, 1, 2)] == [81, 9, 10]
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+    again = build_ctr_data(ds, CountRule(3), split="users", seed=4).tensors["split"]
+    other = build_ctr_data(ds, CountRule(3), split="users", seed=5).tensors["split"]
+    assert torch.equal(split, again) and not torch.equal(split, other)
+    assert data.split_mode == "users" and with_split(data, "time").split_mode == "time"
+    with pytest.raises(InputError):
+        with_split(data, "random")
+
+
+def test_test_users_only_ever_see_their_own_earlier_behaviours():
+    ds = synthetic_lifelong(n_users=30, seed=5)
+    data = build_ctr_data(ds, CountRule(6), hist_len=4, max_partitions=3, split="users", seed=0)
+    index = {it: i + 1 for i, it in enumerate(data.items)}
+    closed = [p.closed_at for u in data.users for p in data.partitions[u]]
+    owner = [u for u in data.users for _ in data.partitions[u]]
+    user_of = data.tensors["user"].tolist()
+    first = {u: user_of.index(u) for u in set(user_of)}
+    test_rows = data.rows("test").tolist()
+    assert test_rows
+    for r in test_rows:
+        user = data.users[user_of[r] - 1]
+        t = float(data.tensors["time"][r])
+        earlier = [index[b.item_id] for b in data.histories[user][:r - first[user_of[r]]]][-4:]
+        hist = [int(x) for x in data.tensors["hist_items"][r] if x > 0]
+        assert hist == earlier  # the backbone's history: the user's own, strictly earlier positions
+        assert all(closed[s] < t and owner[s] == user for s in data.tensors["part_slots"][r].tolist() if s >= 0)
+
+
+def _write_ml1m(folder, n_users=12, seed=0):
+    """Files in RecBole's ml-1m atomic format (headers as RecBole's conversion tools write them)."""
+    rng = np.random.default_rng(seed)
+    genres = ["Action", "Comedy", "Drama", "Children's", "Sci-Fi"]
+    items = [f"{i}\tFilm {i}\t{1950 + i % 50}\t{' '.join(rng.choice(genres, 2, replace=False))}" for i in range(1, 41)]
+    (folder / "ml-1m.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tgenre:token_seq\n"
+                                       + "\n".join(items) + "\n")
+    users = [f"{u}\t{rng.choice(['1', '18', '25', '56'])}\t{rng.choice(['M', 'F'])}\t{rng.integers(0, 21)}\t0{u:04d}"
+             for u in range(1, n_users + 1)]
+    (folder / "ml-1m.user").write_text("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+                                       + "\n".join(users) + "\n")
+    rows = []
+    for u in range(1, n_users + 1):
+        t = 978300000 + int(rng.integers(0, 10**6))
+        for i in rng.choice(40, int(rng.integers(20, 40)), replace=False):
+            t += int(rng.integers(1, 5000))
+            rows.append(f"{u}\t{i + 1}\t{int(rng.integers(1, 6))}\t{t}")
+    rng.shuffle(rows)  # the real file is not sorted by user and time either
+    (folder / "ml-1m.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                        + "\n".join(rows) + "\n")
+
+
+def test_ml1m_atomic_files_by_path_load_and_run_through_the_pipeline(tmp_path):
+    from tenfold.liber.llm import RuleSummarizer
+    from tenfold.liber.pipeline import encode_records, interest_records, load_data
+
+    _write_ml1m(tmp_path)
+    ds, synthetic = load_data(str(tmp_path))
+    assert ds.name == "ml-1m" and not synthetic and list(ds.inter.columns)[:4] == ["user_id", "item_id", "rating",
+                                                                                   "timestamp"]
+    data = build_ctr_data(ds, CountRule(5), split="users", seed=0)
+    assert data.catalog.genres["1"] and "Children's" in data.catalog.genre_names  # the 'genre' column is read
+    assert any("aged " in p for p in data.profiles.values())  # ML-1M's age codes are groups, not ages
+    records = interest_records(data, RuleSummarizer())
+    table = encode_records(data, records, dim=4)
+    assert table.shape == (data.n_partitions, 4 + len(data.catalog.genre_names) + 4)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from tenfold.liber.backbones import DIN, DCNv2, DeepFM, FeatureEmbedding
-from tenfold.liber.fusion import HashingSVDEncoder, InterestFusion, target_attention
+from tenfold.liber.fusion import TOKEN_PATTERN, HashingSVDEncoder, InterestFusion, target_attention
 
 
 def test_target_attention_matches_a_float64_loop_reference():
@@ -25,17 +25,45 @@ def test_target_attention_matches_a_float64_loop_reference():
         np.testing.assert_allclose(out[b].double().numpy(), ref, rtol=1e-5, atol=1e-6)
 
 
-def test_padded_partition_slots_do_not_change_the_fused_vector():
+def _reference_fusion(fusion, table, slots, query):
+    """Per sample, float64: adapter on each valid slot, null slot first, masked self-attention, target attention."""
+    f = fusion.double()
+    out = []
+    for b in range(slots.shape[0]):
+        p = slots.shape[1]
+        rows = [f.null[0, 0]]
+        valid = [True]
+        for i in range(p):
+            s = int(slots[b, i])
+            z = f.adapter(table[max(s, 0)].double()) + f.recency.weight[f.max_partitions - p + i]
+            rows.append(z)
+            valid.append(s >= 0)
+        z = torch.stack(rows)  # (P+1, d)
+        d, h = z.shape[1], f.heads
+        q, k, v = f.qkv(z).view(p + 1, 3, h, d // h).permute(1, 2, 0, 3)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
+        scores[..., ~torch.tensor(valid)] = float("-inf")
+        att = (torch.softmax(scores, -1) @ v).transpose(0, 1).reshape(p + 1, d)
+        z = f.norm(z + f.proj(att))
+        keys, vals, qq = f.w_k(z), f.w_v(z), f.w_q(query[b].double())
+        w = torch.softmax((keys @ qq / math.sqrt(d)).masked_fill(~torch.tensor(valid), float("-inf")), 0)
+        out.append(w @ vals)
+    return torch.stack(out)
+
+
+def test_fusion_equals_a_per_sample_float64_reference_and_ignores_unused_rows():
     torch.manual_seed(0)
-    fusion = InterestFusion(d_text=6, d=8, d_query=8, max_partitions=4).eval()
-    h = torch.randn(2, 4, 6)
-    mask = torch.tensor([[0, 0, 1, 1], [0, 0, 0, 0]], dtype=torch.bool)  # second user: no closed partition yet
-    q = torch.randn(2, 8)
-    out = fusion(h, mask, q)
-    h2 = h.clone()
-    h2[~mask] = 100.0  # garbage in the padding
-    assert torch.allclose(out, fusion(h2, mask, q), atol=1e-6)
+    fusion = InterestFusion(d_in=6, d=8, d_query=8, max_partitions=4).eval()
+    table = torch.randn(7, 6)
+    slots = torch.tensor([[-1, -1, 2, 5], [-1, -1, -1, -1], [0, 1, 3, 6]])  # second user: no closed partition yet
+    q = torch.randn(3, 8)
+    out = fusion(table, slots, q)
     assert torch.isfinite(out).all()  # the learned null slot keeps empty users finite
+    table2 = table.clone()
+    table2[4] = 100.0  # a row no sample uses
+    assert torch.allclose(out, fusion(table2, slots, q), atol=1e-6)
+    ref = _reference_fusion(fusion, table.double(), slots, q.double())
+    np.testing.assert_allclose(out.detach().double().numpy(), ref.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def _embed():
@@ -97,3 +125,31 @@ def test_hashing_encoder_is_deterministic_and_unit_norm():
     b = HashingSVDEncoder(dim=8, seed=0).fit(texts).encode(texts[:5])
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+
+
+def _sign_probe(token_pattern):
+    """Held-out accuracy of a linear probe reading a genre preference's sign from the encoding."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    genres = ["Drama", "Comedy", "Horror", "Action"]
+    texts, signs = [], []
+    for _ in range(400):
+        g = rng.choice(genres)
+        sign = int(rng.integers(0, 2))
+        value = rng.choice([0.25, 0.5, 0.75])
+        texts.append(f"Genre scores: {g} {'+' if sign else '-'}{value:.2f}; mean rating {rng.uniform(2, 5):.1f}")
+        signs.append(sign)
+    enc = HashingSVDEncoder(dim=16, seed=0, token_pattern=token_pattern).fit(texts[:300])
+    x = enc.encode(texts)
+    probe = LogisticRegression(max_iter=2000).fit(x[:300], signs[:300])
+    return probe.score(x[300:], signs[300:])
+
+
+def test_encoder_keeps_numbers_and_signs():
+    enc = HashingSVDEncoder(dim=4, seed=0).fit([f"Drama {s}{v} Comedy {t}" for s in "+-" for v in ("0.25", "0.5")
+                                                for t in ("1", "2", "3")])
+    up, down = enc.encode(["Drama +0.25", "Drama -0.25"])
+    assert not np.allclose(up, down, atol=1e-3)  # scikit-learn's default pattern reads both as "drama 25"
+    assert _sign_probe(TOKEN_PATTERN) > 0.95
+    assert _sign_probe(r"(?u)\b\w\w+\b") < 0.7  # negative control: the old default pattern loses the sign

@@ -1,4 +1,5 @@
-"""UIL text generation: the rule stand-in, the SQLite cache (also under a kill), the HTTP and local-LM backends."""
+"""UIL text generation: the rule stand-in, the structured fields (validation, retries), the SQLite cache
+(also under a kill), the HTTP and local-LM backends."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tenfold.core.errors import BackendError, CacheError, InputError
-from tenfold.liber.interests import TEMPLATES, ItemCatalog, learn_interests, shift_prompt, summary_prompt
+from tenfold.liber.interests import (
+    TEMPLATES,
+    InterestFields,
+    ItemCatalog,
+    MalformedFields,
+    ask,
+    learn_interests,
+    split_answer,
+    summary_prompt,
+)
 from tenfold.liber.llm import (
     RULES_LABEL,
     CachedGenerator,
@@ -31,9 +39,10 @@ CATALOG = ItemCatalog({"1": "Alpha", "2": "Beta", "3": "Gamma"}, {"1": "1995", "
                       {"1": ("Drama",), "2": ("Horror", "Comedy"), "3": ("Drama",)})
 
 
-def prompt(previous, items_ratings):
+def prompt(previous, items_ratings, fields=True):
     behaviors = [Behavior(i, float(k), r, CATALOG.genres[i]) for k, (i, r) in enumerate(items_ratings)]
-    return summary_prompt(TEMPLATES["movie"], "The user is a 30-year-old male writer.", previous, behaviors, CATALOG)
+    return summary_prompt(TEMPLATES["movie"], "The user is a 30-year-old male writer.", previous, behaviors, CATALOG,
+                          fields=fields)
 
 
 def test_rule_summary_is_labelled_and_matches_hand_worked_statistics():
@@ -43,40 +52,94 @@ def test_rule_summary_is_labelled_and_matches_hand_worked_statistics():
     assert "Genre scores: Drama +0.75; Comedy -0.50; Horror -0.50" in text
     assert "mean rating 3.7" in text and "67% liked" in text and "decades 1980s, 1990s" in text
     assert "Likes: strongly likes Drama" in text and "strongly dislikes Horror" in text
+    prose, fields = split_answer(text)
+    assert fields.genre_scores == {"Drama": 0.75, "Comedy": -0.5, "Horror": -0.5} and fields.shift == 0
+    assert fields.mean_rating == pytest.approx(11 / 3, abs=1e-4) and fields.liked_share == pytest.approx(2 / 3, abs=1e-4)
+    assert "{" not in prose and prose.startswith(RULES_LABEL)
+    assert "{" not in RuleSummarizer().respond(prompt(None, [("1", 5.0)], fields=False))  # no JSON unless asked
 
 
 def test_cascade_carries_previous_scores_and_reports_the_shift():
     gen = RuleSummarizer(carry=0.5)
-    first = gen.respond(prompt(None, [("1", 5.0)]))  # Drama +1.00
+    first, _ = split_answer(gen.respond(prompt(None, [("1", 5.0)])))  # Drama +1.00
     second = gen.respond(prompt(first, [("3", 2.0), ("2", 5.0)]))  # Drama now -0.5 -> 0.5*1 + 0.5*(-0.5) = 0.25
     assert "Drama +0.25" in second and "Horror +1.00" in second
-    assert "Change: newly likes Comedy, Horror" in second
-    shift = gen.respond(shift_prompt(TEMPLATES["movie"], first, second))
-    assert shift.startswith(RULES_LABEL) and "newly likes Comedy, Horror" in shift and "Stable interests: Drama" in shift
+    assert "Shift: newly likes Comedy, Horror" in second
+    _, fields = split_answer(second)
+    # shift = (1 - cos(prev, current)) / 2 over {Drama, Comedy, Horror}: prev (1, 0, 0), current (-0.5, 1, 1)
+    assert abs(fields.shift - 0.5 * (1 + 0.5 / 1.5)) < 1e-4
     independent = gen.respond(prompt(None, [("3", 2.0), ("2", 5.0)]))
-    assert "Drama -0.50" in independent  # without the cascade nothing is carried
+    assert "Drama -0.50" in independent and "Shift: none (first period)" in independent
+
+
+def test_fields_are_validated_with_a_reason():
+    good = {"genre_scores": {"Drama": 0.25}, "mean_rating": 3.5, "liked_share": 0.5, "shift": 0.1}
+    prose, fields = split_answer("The user likes dramas.\n```json\n" + json.dumps(good) + "\n```")
+    assert prose == "The user likes dramas." and fields.genre_scores == {"Drama": 0.25}
+    for bad, why in (({**good, "shift": 2}, "shift = 2 is outside"), ({**good, "mean_rating": "high"}, "not a number"),
+                     ({k: v for k, v in good.items() if k != "liked_share"}, "lacks liked_share"),
+                     ({**good, "genre_scores": [1]}, "not an object")):
+        with pytest.raises(MalformedFields, match=why):
+            split_answer("text " + json.dumps(bad))
+    with pytest.raises(MalformedFields, match="no JSON object"):
+        split_answer("The user likes dramas.")
+
+
+def test_plus_and_minus_preferences_give_different_field_vectors():
+    up = InterestFields({"Drama": 0.25}, None, 0.0, 0.0).vector(["Comedy", "Drama"])
+    down = InterestFields({"drama": -0.25}, None, 0.0, 0.0).vector(["Comedy", "Drama"])
+    assert up[1] == 0.25 and down[1] == -0.25 and up[0] == down[0] == 0.0
+
+
+class _Scripted(RuleSummarizer):
+    """Answers without fields until a prompt carries `[Retry k]` with k >= `good_from`."""
+
+    def __init__(self, good_from):
+        super().__init__()
+        self.good_from, self.seen = good_from, []
+
+    def respond(self, p):
+        self.seen.append(p)
+        k = max([int(x.split("]")[0]) for x in p.split("[Retry ")[1:]] or [0])
+        return super().respond(p) if k >= self.good_from else "I think the user likes films."
+
+
+def test_malformed_fields_are_retried_then_a_clear_error(tmp_path):
+    p = prompt(None, [("1", 5.0)])
+    gen = CachedGenerator(_Scripted(good_from=2), GenerationCache(tmp_path / "c.sqlite", "rules/v2"))
+    [(text, fields)] = ask(gen, [p], ["user u partition 0"], retries=2)
+    assert fields.genre_scores == {"Drama": 1.0} and gen.calls == 3  # the answer, then retries 1 and 2
+    again = CachedGenerator(_Scripted(good_from=2), GenerationCache(tmp_path / "c.sqlite", "rules/v2"))
+    assert ask(again, [p], ["user u partition 0"], retries=2)[0][1] == fields and again.calls == 0  # all cached
+    never = CachedGenerator(_Scripted(good_from=99), GenerationCache(tmp_path / "d.sqlite", "rules/v2"))
+    with pytest.raises(BackendError, match=r"user u partition 0: no valid interest-fields JSON after 3 tries \(last "
+                                           r"problem: no JSON object.*--llm-fields none"):
+        ask(never, [p], ["user u partition 0"], retries=2)
+    assert never.calls == 3 and len(never.cache) == 3  # every answer, usable or not, is cached
+    assert ask(never, [p], ["x"], fields=False)[0] == ("I think the user likes films.", None)
 
 
 def test_rerun_generates_nothing_and_counts_hits(tmp_path):
     parts, _ = partition_history([Behavior(str(1 + k % 3), float(k), 1.0 + k % 5, CATALOG.genres[str(1 + k % 3)])
                                   for k in range(12)], CountRule(3))
-    first = CachedGenerator(RuleSummarizer(), GenerationCache(tmp_path / "c.sqlite", "rules/v1"))
+    first = CachedGenerator(RuleSummarizer(), GenerationCache(tmp_path / "c.sqlite", "rules/v2"))
     a = learn_interests({"u": parts}, first, CATALOG)
-    assert first.calls == 4 + 3 and first.hits == 0  # 4 summaries + 3 shifts
-    again = CachedGenerator(RuleSummarizer(), GenerationCache(tmp_path / "c.sqlite", "rules/v1"))
+    assert first.calls == 4 and first.hits == 0  # one call per partition (summary, shift and fields together)
+    assert all(r.fields is not None for r in a["u"])
+    again = CachedGenerator(RuleSummarizer(), GenerationCache(tmp_path / "c.sqlite", "rules/v2"))
     b = learn_interests({"u": parts}, again, CATALOG)
-    assert again.calls == 0 and again.hits == 7 and a == b
+    assert again.calls == 0 and again.hits == 4 and a == b
     incremental = learn_interests({"u": parts}, again, CATALOG, known={"u": a["u"][:2]})
     assert incremental == a and again.calls == 0
 
 
 def test_cache_from_another_model_or_garbage_is_refused(tmp_path):
-    GenerationCache(tmp_path / "c.sqlite", "rules/v1").close()
-    with pytest.raises(CacheError, match="holds texts of model 'rules/v1'"):
+    GenerationCache(tmp_path / "c.sqlite", "rules/v2").close()
+    with pytest.raises(CacheError, match="holds texts of model 'rules/v2'"):
         GenerationCache(tmp_path / "c.sqlite", "openai:qwen")
     (tmp_path / "bad.sqlite").write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(CacheError, match="not a usable SQLite cache"):
-        GenerationCache(tmp_path / "bad.sqlite", "rules/v1")
+        GenerationCache(tmp_path / "bad.sqlite", "rules/v2")
 
 
 _WORKER = """
@@ -87,7 +150,7 @@ class Slow(RuleSummarizer):
         for i, p in enumerate(prompts):
             time.sleep(float(sys.argv[2]))
             yield i, "answer to " + p
-gen = CachedGenerator(Slow(), GenerationCache(sys.argv[1], "rules/v1"), flush_every=3)
+gen = CachedGenerator(Slow(), GenerationCache(sys.argv[1], "rules/v2"), flush_every=3)
 out = gen.generate([f"prompt {k}" for k in range(40)])
 print("calls", gen.calls, flush=True)
 """
@@ -128,63 +191,8 @@ def test_cache_survives_a_kill_mid_run_and_restart_generates_only_the_rest(tmp_p
     assert len(final) == 40 and all(final[p] == t for p, t in saved.items())
 
 
-class _Server:
-    """A tiny OpenAI-compatible chat-completions server on 127.0.0.1; serves at most 200 requests."""
-
-    def __init__(self, mode: str):
-        self.mode, self.requests, self.bodies = mode, 0, []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                outer.requests += 1
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.bodies.append(body)
-                if outer.mode == "flaky" and outer.requests == 1:
-                    return self._send(503, b"{}")
-                if outer.mode == "slow":
-                    time.sleep(1.0)
-                if outer.mode == "malformed":
-                    return self._send(200, b'{"choices": []}')
-                if outer.mode == "notfound":
-                    return self._send(404, b'{"error": "no such model"}')
-                text = "summary of " + body["messages"][-1]["content"][-20:]
-                self._send(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode())
-
-            def _send(self, code, data):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.timeout = 5
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while self.requests < 200 and not getattr(self, "stopped", False):
-            self.httpd.handle_request()
-
-    def stop(self):
-        self.stopped = True
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server(request):
-    srv = _Server(request.param)
-    yield srv
-    srv.stop()
-
-
 @pytest.mark.parametrize("server", ["ok"], indirect=True)
-def test_openai_backend_generates_passes_params_and_caches(server, tmp_path):
+def test_openai_backend_generates_passes_params_counts_tokens_and_caches(server, tmp_path):
     gen = OpenAIGenerator(server.url, "test-model", temperature=0.3, seed=7, concurrency=3, backoff=0.01)
     cached = CachedGenerator(gen, GenerationCache(tmp_path / "c.sqlite", gen.model_id))
     prompts = [f"prompt number {k}" for k in range(7)]
@@ -194,6 +202,7 @@ def test_openai_backend_generates_passes_params_and_caches(server, tmp_path):
     assert all(b["model"] == "test-model" for b in server.bodies)
     n = server.requests
     assert cached.generate(prompts) == out and server.requests == n  # second pass: cache only
+    assert cached.usage["requests"] == 7 and cached.usage["prompt_tokens"] == sum(len(p.split()) for p in prompts)
 
 
 @pytest.mark.parametrize("server", ["flaky"], indirect=True)

@@ -4,8 +4,13 @@ wheel (which ships `dataset_example/ml-100k`), or any folder of atomic files (ML
 Headers are `field:type` (token, token_seq, float, float_seq); columns are returned under the bare
 field name. MovieLens files are read from the installed package and never copied into this repo.
 
+ML-1M by path: RecBole's `ml-1m` atomic files (`ml-1m.inter` user_id/item_id/rating/timestamp,
+`ml-1m.item` item_id/movie_title/release_year/genre, `ml-1m.user` user_id/age/gender/occupation/zip_code,
+made by RecBole's conversion tools from GroupLens' files) load with `load_atomic(folder)`.
+
 Also: `synthetic_lifelong` (a seeded generator with the same schema whose users' tastes drift across
-eras), `click_labels` (rating >= 4 is a click) and `time_split` (per-user split by time, no leakage).
+eras), `click_labels` (rating >= 4 is a click), `time_split` (per-user split by time, no leakage) and
+`user_split` (users split into disjoint train / valid / test groups, as KAR's preprocessing does).
 """
 
 from __future__ import annotations
@@ -176,6 +181,30 @@ def time_split(inter: pd.DataFrame, valid: float = 0.1, test: float = 0.1) -> np
     return out
 
 
+def user_split(inter: pd.DataFrame, valid: float = 0.1, test: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Users, shuffled with `seed`, split into disjoint groups: the first `test` share of users are
+    'test', the next `valid` share 'valid', the rest 'train'; every row takes its user's group.
+
+    KAR's preprocessing shuffles the users and splits them 9:1 into train and test users; validation
+    users (for early stopping) come out of the training share here. Returns one label per row.
+    """
+    if not (0 < test < 1 and 0 <= valid < 1 and valid + test < 1):
+        raise InputError(f"user split needs 0 < test < 1, 0 <= valid < 1 and valid + test < 1, got {valid}, {test}")
+    users = np.array(sorted(inter["user_id"].astype(str).unique()))
+    if len(users) < 3:
+        raise InputError(f"a user-disjoint split needs at least 3 users, got {len(users)}")
+    order = np.random.default_rng(seed).permutation(len(users))
+    n_test = max(1, int(round(len(users) * test)))
+    n_valid = int(round(len(users) * valid)) if valid > 0 else 0
+    group = np.full(len(users), "train", dtype=object)
+    group[order[:n_test]] = "test"
+    group[order[n_test:n_test + n_valid]] = "valid"
+    if (group == "train").sum() == 0:
+        raise InputError(f"no training users left after the split ({len(users)} users): use more users")
+    lookup = dict(zip(users, group, strict=True))
+    return inter["user_id"].astype(str).map(lookup).to_numpy(dtype=object)
+
+
 register_dataset(DatasetSpec(
     name="synthetic-lifelong", source="generated",
     size="120 users x 60-180 ratings over 400 items (defaults)", licence="generated here (no third-party data)",
@@ -189,3 +218,12 @@ register_dataset(DatasetSpec(
     loader="tenfold.data.movielens:load_atomic",
     description="MovieLens-100K as RecBole atomic files from the installed recbole wheel; any atomic-file folder by path.",
     available=lambda: recbole_ml100k_dir() is not None))
+
+register_dataset(DatasetSpec(
+    name="ml-1m", source="user path",
+    size="1,000,209 ratings, 6,040 users, 3,706 movies (+ genres, years, user demographics)",
+    licence="GroupLens research licence (non-commercial; cite Harper & Konstan 2015); not redistributed here",
+    loader="tenfold.data.movielens:load_atomic",
+    description="MovieLens-1M as RecBole atomic files (ml-1m.inter/.item/.user from RecBole's conversion tools); "
+                "pass the folder: `tenfold liber reproduce --data /path/to/ml-1m`.",
+    available=lambda: False))

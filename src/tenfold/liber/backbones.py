@@ -2,8 +2,10 @@
 
 `forward(batch, dense=None)`: `dense` is (B, F, d), F extra fields of the embedding width d (LIBER's
 fused interest, a KAR vector, or any pretrained embedding). Batch keys: user (B,), item (B,),
-hist_items (B, L) with 0 = padding, hist_ratings (B, L) in 0..5 (0 = padding). Sizes follow the
-lineage defaults (embed 32, MLP [200, 80]) [L].
+hist_items (B, L) with 0 = padding, hist_ratings (B, L) in 0..5 (0 = padding or hidden). Sizes follow
+the lineage defaults (embed 32, MLP [200, 80]) [L]. `FeatureEmbedding(use_user=False)` drops the
+user-ID field, as KAR's CTR samples carry no user id [L] (the user-disjoint setting needs that: a
+test user's id embedding would never have been trained).
 """
 
 from __future__ import annotations
@@ -23,16 +25,23 @@ def mlp(d_in: int, hidden: tuple[int, ...], d_out: int | None = 1) -> nn.Sequent
 
 
 class FeatureEmbedding(nn.Module):
-    """User, item (+ its genres) and rated-history embeddings, all of width d."""
+    """User (optional), item (+ its genres) and rated-history embeddings, all of width d."""
 
-    def __init__(self, n_users: int, n_items: int, item_genres: torch.Tensor, d: int = 32):
+    def __init__(self, n_users: int, n_items: int, item_genres: torch.Tensor, d: int = 32, use_user: bool = True):
         super().__init__()
-        self.user = nn.Embedding(n_users + 1, d)
+        self.user = nn.Embedding(n_users + 1, d) if use_user else None
         self.item = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.genre = nn.Linear(item_genres.shape[1], d, bias=False)
         self.rating = nn.Embedding(6, d, padding_idx=0)
         self.register_buffer("item_genres", item_genres.float(), persistent=False)  # (n_items + 1, G)
         self.d = d
+
+    @property
+    def n_user_fields(self) -> int:
+        return 0 if self.user is None else 1
+
+    def user_fields(self, batch: dict) -> list[torch.Tensor]:  # [] or [(B, d)]
+        return [] if self.user is None else [self.user(batch["user"])]
 
     def target(self, batch: dict) -> torch.Tensor:  # (B, d)
         item = batch["item"]
@@ -56,7 +65,7 @@ class DIN(nn.Module):
         d = embed.d
         self.embed = embed
         self.activation = mlp(4 * d, (36,))
-        self.head = mlp((3 + n_dense) * d, hidden)
+        self.head = mlp((2 + embed.n_user_fields + n_dense) * d, hidden)
 
     def forward(self, batch: dict, dense: torch.Tensor | None = None) -> torch.Tensor:
         t = self.embed.target(batch)
@@ -64,7 +73,7 @@ class DIN(nn.Module):
         tt = t.unsqueeze(1).expand_as(h)
         w = self.activation(torch.cat([h, tt, h - tt, h * tt], dim=-1)).squeeze(-1) * mask  # no softmax, as in DIN
         pooled = (w.unsqueeze(-1) * h).sum(1)
-        parts = [self.embed.user(batch["user"]), t, pooled] + ([dense.flatten(1)] if dense is not None else [])
+        parts = self.embed.user_fields(batch) + [t, pooled] + ([dense.flatten(1)] if dense is not None else [])
         return self.head(torch.cat(parts, dim=-1)).squeeze(-1)
 
 
@@ -73,7 +82,7 @@ class DCNv2(nn.Module):
 
     def __init__(self, embed: FeatureEmbedding, n_dense: int = 0, layers: int = 2, hidden: tuple[int, ...] = (200, 80)):
         super().__init__()
-        d_in = (3 + n_dense) * embed.d
+        d_in = (2 + embed.n_user_fields + n_dense) * embed.d
         self.embed = embed
         self.cross = nn.ModuleList(nn.Linear(d_in, d_in) for _ in range(layers))
         self.deep = mlp(d_in, hidden, None)
@@ -81,7 +90,7 @@ class DCNv2(nn.Module):
 
     def forward(self, batch: dict, dense: torch.Tensor | None = None) -> torch.Tensor:
         h, mask = self.embed.history(batch)
-        parts = [self.embed.user(batch["user"]), self.embed.target(batch), masked_mean(h, mask)]
+        parts = self.embed.user_fields(batch) + [self.embed.target(batch), masked_mean(h, mask)]
         x0 = torch.cat(parts + ([dense.flatten(1)] if dense is not None else []), dim=-1)
         x = x0
         for layer in self.cross:
@@ -94,14 +103,14 @@ class DeepFM(nn.Module):
 
     def __init__(self, embed: FeatureEmbedding, n_dense: int = 0, hidden: tuple[int, ...] = (200, 80)):
         super().__init__()
-        n_fields = 3 + n_dense
+        n_fields = 2 + embed.n_user_fields + n_dense
         self.embed = embed
         self.first = nn.Linear(n_fields * embed.d, 1)
         self.deep = mlp(n_fields * embed.d, hidden)
 
     def forward(self, batch: dict, dense: torch.Tensor | None = None) -> torch.Tensor:
         h, mask = self.embed.history(batch)
-        fields = [self.embed.user(batch["user"]), self.embed.target(batch), masked_mean(h, mask)]
+        fields = self.embed.user_fields(batch) + [self.embed.target(batch), masked_mean(h, mask)]
         e = torch.stack(fields, dim=1)  # (B, F, d)
         if dense is not None:
             e = torch.cat([e, dense], dim=1)

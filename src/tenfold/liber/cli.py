@@ -14,45 +14,115 @@ app = typer.Typer(help="LIBER: lifelong user behaviour -> streaming partitions -
                   no_args_is_help=True)
 add_standard_commands(app, "liber")
 
-DATA = typer.Option("auto", "--data", help="ml-100k (installed recbole), synthetic, auto, or a folder of atomic files.")
+DATA = typer.Option("auto", "--data", help="ml-100k (installed recbole), synthetic[:N], auto, or a folder of RecBole "
+                                           "atomic files (e.g. ml-1m).")
 LLM = typer.Option("rules", "--llm", help="rules (offline rule-based stand-in, not an LLM), openai or transformers.")
-LLM_URL = typer.Option(None, "--llm-url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM).")
-LLM_MODEL = typer.Option(None, "--llm-model", help="Model name for openai; path or zoo name (tiny-lm) for transformers.")
+LLM_URL = typer.Option(None, "--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
+LLM_MODEL = typer.Option(None, "--llm-model", help="Model name the server serves (openai); a folder or zoo name "
+                                                   "(transformers).")
+LLM_FIELDS = typer.Option("json", "--llm-fields", help="json: ask for the structured interest fields as JSON "
+                                                       "(validated, retried); none: the text alone.")
 CACHE = typer.Option(None, "--cache", help="SQLite answer cache (default: one file per model under $TENFOLD_HOME/liber).")
 RULE = typer.Option("count:20", "--rule", help="Partition rule: count:K, time:SECONDS[:MAXLEN], shift:TAU[:MIN[:MAX]], "
                                                "combined with | (any) or & (all).")
+SPLIT = typer.Option("users", "--split", help="users: users split 81/9/10, no user-ID feature (the lineage's "
+                                              "setting); time: per-user time split 80/10/10 with the user ID.")
 TIMEOUT = typer.Option(60.0, "--llm-timeout", help="Seconds per HTTP request (openai backend).")
 CONCURRENCY = typer.Option(4, "--llm-concurrency", help="Parallel requests (openai backend).")
+MAX_TOKENS = typer.Option(512, "--llm-max-tokens", help="Longest answer, in tokens (openai and transformers).")
 
 
-def _generator(llm: str, url: str | None, model: str | None, cache: Path | None, timeout: float, concurrency: int):
+def _fields(value: str) -> bool:
+    if value not in ("json", "none"):
+        raise InputError(f"--llm-fields must be json or none, got {value!r}")
+    return value == "json"
+
+
+def _llm_options(llm: str, url: str | None, model: str | None, timeout: float, concurrency: int, max_tokens: int,
+                 fields: str) -> dict:
+    """The settings `experiment.reproduce(llm=...)` and `_generator` take."""
+    options: dict = {"llm": llm, "url": url, "model": model, "fields": _fields(fields)}
+    if llm == "openai":
+        options.update(timeout=timeout, concurrency=concurrency, max_tokens=max_tokens)
+    elif llm == "transformers":
+        options.update(max_new_tokens=max_tokens)
+    return options
+
+
+def _generator(options: dict, cache: Path | None):
     from tenfold.core.io import cache_dir
     from tenfold.liber.llm import make_generator
     from tenfold.liber.pipeline import open_generator
 
-    options = {"timeout": timeout, "concurrency": concurrency} if llm == "openai" else {}
-    gen = make_generator(llm, url, model, **options)
+    extra = {k: v for k, v in options.items() if k not in ("llm", "url", "model", "fields")}
+    gen = make_generator(options["llm"], options["url"], options["model"], **extra)
     if cache is None:
         safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in gen.model_id)
         cache = cache_dir("liber") / f"{safe}.sqlite"
     return open_generator(gen, cache)
 
 
+def _usage_line(gen) -> str:
+    if not gen.usage:
+        return ""
+    u = gen.usage
+    return (f"; tokens in {u['prompt_tokens']:,}, out {u['completion_tokens']:,} over {u['requests']} requests "
+            f"({u['seconds']:.1f} s)")
+
+
+@app.command("reproduce")
+def reproduce(
+    profile: str = typer.Option("quick", help="smoke (seconds), quick (2 CPU cores) or full (GPU / long night)."),
+    out: Path = typer.Option(Path("reports"), help="Output folder; the result goes to OUT/liber/result.json."),
+    seed: int = typer.Option(0, help="Seed for every random choice (the first seed when several)."),
+    seeds: int = typer.Option(None, help="How many seeds (seed, seed+1, ...); default: the profile's."),
+    data: str = typer.Option(None, "--data", help="Override the profile's data: ml-100k, synthetic[:N] or a folder of "
+                                                  "atomic files (e.g. RecBole's ml-1m)."),
+    max_users: int = typer.Option(None, "--max-users", help="Only the first N users (for a slow real LLM)."),
+    llm: str = LLM, llm_url: str = LLM_URL, llm_model: str = LLM_MODEL, llm_fields: str = LLM_FIELDS,
+    llm_timeout: float = TIMEOUT, llm_concurrency: int = CONCURRENCY, llm_max_tokens: int = MAX_TOKENS,
+) -> None:
+    """Reproduce the paper's claims on this machine and write result.json + plots (summaries from the
+    rule stand-in unless --llm names a real model)."""
+    from dataclasses import replace
+    from functools import partial
+
+    from tenfold.core.registry import registered
+    from tenfold.core.report import build_report, claim_line
+    from tenfold.core.runner import run_method
+    from tenfold.liber.experiment import reproduce as run
+
+    options = None if llm == "rules" else _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency,
+                                                        llm_max_tokens, llm_fields)
+    if options is None and (llm_url or llm_model):
+        raise InputError("--llm-url/--llm-model need --llm openai or --llm transformers")
+    spec = replace(registered()["liber"], reproduce=partial(run, data=data, llm=options, max_users=max_users))
+    result = run_method(spec, "reproduce", profile, seed, out, fail_fast=True, seeds=seeds)
+    md, page = build_report(out)
+    typer.echo(f"result: {(Path(out) / 'liber' / 'result.json').resolve()}")
+    typer.echo(f"report: {page.resolve()}")
+    for c in result.claims:
+        typer.echo(f"  {claim_line(c)}")
+
+
 @app.command()
 def partition(data: str = DATA, rule: str = RULE,
               state: Path = typer.Option(Path("liber-state.json"), help="UBSP state (JSON); updated in place."),
-              until: float = typer.Option(None, help="Only absorb behaviours up to this timestamp (simulate a stream).")):
+              until: float = typer.Option(None, help="Only absorb behaviours up to this timestamp (simulate a stream)."),
+              max_users: int = typer.Option(None, "--max-users", help="Only the first N users (by id).")):
     """Absorb the behaviour stream into per-user partitions (incremental: only events not yet in STATE, whose rule is kept)."""
     from tenfold.core.io import atomic_write_text
     from tenfold.liber.interests import ItemCatalog
     from tenfold.liber.partition import StreamingPartitioner, parse_rule
     from tenfold.liber.pipeline import load_data
 
+    part = StreamingPartitioner.from_json(state.read_text()) if state.exists() else StreamingPartitioner(parse_rule(rule))
     ds, synthetic = load_data(data)
     catalog = ItemCatalog.from_frame(ds.item)
-    part = StreamingPartitioner.from_json(state.read_text()) if state.exists() else StreamingPartitioner(parse_rule(rule))
     closed = 0
-    for user, rows in ds.inter.groupby(ds.inter["user_id"].astype(str), sort=True):
+    for k, (user, rows) in enumerate(ds.inter.groupby(ds.inter["user_id"].astype(str), sort=True)):
+        if max_users is not None and k >= max_users:
+            break
         stream = part.users.get(user)
         known = 0 if stream is None else sum(len(p.behaviors) for p in stream.partitions) + len(stream.cache)
         rows = rows.iloc[known:]
@@ -68,11 +138,12 @@ def partition(data: str = DATA, rule: str = RULE,
 @app.command()
 def summarize(state: Path = typer.Option(Path("liber-state.json"), help="UBSP state from `liber partition`."),
               data: str = DATA, llm: str = LLM, llm_url: str = LLM_URL, llm_model: str = LLM_MODEL, cache: Path = CACHE,
-              out: Path = typer.Option(Path("liber-interests.jsonl"), help="Interest texts, one JSON line per partition."),
+              out: Path = typer.Option(Path("liber-interests.jsonl"), help="Interests, one JSON line per partition."),
               cascade: bool = typer.Option(True, help="--no-cascade summarises each partition alone (ablation)."),
               domain: str = typer.Option("movie", help="Prompt template: movie, book or music."),
-              llm_timeout: float = TIMEOUT, llm_concurrency: int = CONCURRENCY):
-    """UIL: summarise every closed partition not yet in OUT (cascade + shift), through the answer cache."""
+              llm_fields: str = LLM_FIELDS, llm_timeout: float = TIMEOUT, llm_concurrency: int = CONCURRENCY,
+              llm_max_tokens: int = MAX_TOKENS):
+    """UIL: summarise every closed partition not yet in OUT (cascade + shift + fields), through the answer cache."""
     from tenfold.core.io import atomic_write_text
     from tenfold.liber.interests import (
         TEMPLATES,
@@ -91,17 +162,23 @@ def summarize(state: Path = typer.Option(Path("liber-state.json"), help="UBSP st
     part = StreamingPartitioner.from_json(state.read_text())
     ds, _ = load_data(data)
     users = ds.user.set_index(ds.user["user_id"].astype(str)) if ds.user is not None else None
-    profiles = {u: profile_sentence(users.loc[u] if users is not None and u in users.index else None) for u in part.users}
+    groups = ds.name.startswith("ml-1m")
+    profiles = {u: profile_sentence(users.loc[u] if users is not None and u in users.index else None, groups)
+                for u in part.users}
     known: dict[str, list] = {}
     if out.exists():
         for line in out.read_text().splitlines():
             d = json.loads(line)
-            known.setdefault(d["user"], []).append(InterestRecord(d["pid"], d["closed_at"], d["summary"], d["shift"]))
-    gen = _generator(llm, llm_url, llm_model, cache, llm_timeout, llm_concurrency)
-    store = learn_interests({u: s.partitions for u, s in part.users.items()}, gen, ItemCatalog.from_frame(ds.item),
-                            profiles, TEMPLATES[domain], cascade=cascade, known=known)
-    lines = [json.dumps({"user": u, "pid": r.pid, "closed_at": r.closed_at, "summary": r.summary, "shift": r.shift})
-             for u, records in store.items() for r in records]
+            known.setdefault(d["user"], []).append(InterestRecord.from_dict(d))
+    gen = _generator(_llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields),
+                     cache)
+    try:
+        store = learn_interests({u: s.partitions for u, s in part.users.items()}, gen, ItemCatalog.from_frame(ds.item),
+                                profiles, TEMPLATES[domain], cascade=cascade, known=known, fields=_fields(llm_fields))
+    finally:
+        typer.echo(f"new LLM calls {gen.calls}, cache hits {gen.hits} (model {gen.model_id}, cache {gen.cache.path})"
+                   f"{_usage_line(gen)}", err=True)
+    lines = [json.dumps({"user": u, **r.to_dict()}) for u, records in store.items() for r in records]
     atomic_write_text(out, "\n".join(lines) + "\n")
     typer.echo(f"{len(lines)} partition summaries -> {out}; new LLM calls {gen.calls}, cache hits {gen.hits} "
                f"(model {gen.model_id})")
@@ -110,11 +187,13 @@ def summarize(state: Path = typer.Option(Path("liber-state.json"), help="UBSP st
 @app.command()
 def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2 or deepfm."),
           variant: str = typer.Option("liber", help="liber, liber-nocascade, kar or base (backbone alone)."),
-          rule: str = RULE, llm: str = LLM, llm_url: str = LLM_URL, llm_model: str = LLM_MODEL, cache: Path = CACHE,
-          out: Path = typer.Option(Path("liber-model"), help="Folder for model.safetensors + model.json."),
+          rule: str = RULE, split: str = SPLIT, llm: str = LLM, llm_url: str = LLM_URL, llm_model: str = LLM_MODEL,
+          cache: Path = CACHE, out: Path = typer.Option(Path("liber-model"), help="Folder for model.safetensors + model.json."),
           epochs: int = typer.Option(4, help="Training epochs (best validation AUC is kept)."),
           encoder: str = typer.Option("hashing", help="hashing (default) or a local sentence-transformer folder."),
-          seed: int = typer.Option(0, help="Seed."), llm_timeout: float = TIMEOUT, llm_concurrency: int = CONCURRENCY):
+          max_users: int = typer.Option(None, "--max-users", help="Only the first N users (by id)."),
+          seed: int = typer.Option(0, help="Seed."), llm_fields: str = LLM_FIELDS, llm_timeout: float = TIMEOUT,
+          llm_concurrency: int = CONCURRENCY, llm_max_tokens: int = MAX_TOKENS):
     """Train a backbone with LIBER (or a baseline variant) and save it with its test metrics."""
     from dataclasses import replace
 
@@ -122,7 +201,8 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
     from tenfold.liber.pipeline import (
         LiberConfig,
         build_model,
-        d_text_of,
+        d_in_of,
+        first_users,
         load_data,
         model_kind,
         save_model,
@@ -131,20 +211,23 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
     from tenfold.liber.samples import build_ctr_data
     from tenfold.liber.training import evaluate, fit
 
-    cfg = replace(LiberConfig(), rule=rule, epochs=epochs, encoder=encoder)
-    gen = _generator(llm, llm_url, llm_model, cache, llm_timeout, llm_concurrency)
+    cfg = replace(LiberConfig(), rule=rule, epochs=epochs, encoder=encoder, split=split, fields=_fields(llm_fields))
+    options = _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields)
+    gen = _generator(options, cache)
     ds, synthetic = load_data(data, seed)
-    ctr = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions)
+    ds = first_users(ds, max_users)
+    ctr = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions, split=cfg.split, seed=seed)
     tables = text_tables(ctr, gen, cfg, (variant,), seed)[variant]
-    model = build_model(model_kind(variant), backbone, ctr, cfg, d_text_of(tables, cfg.text_dim), seed)
+    model = build_model(model_kind(variant), backbone, ctr, cfg, d_in_of(tables, cfg.text_dim), seed)
     history = fit(model, ctr, tables, cfg.epochs, cfg.batch_size, cfg.lr, seed, desc=f"{backbone}+{variant}")
     metrics = {"valid": evaluate(model, ctr, tables, "valid"), "test": evaluate(model, ctr, tables, "test")}
-    meta = {"schema": "tenfold.liber.model/1", "config": cfg.to_dict(), "data": data, "dataset": ds.name,
-            "synthetic": synthetic, "backbone": backbone, "variant": variant, "seed": seed,
-            "llm": {"llm": llm, "url": llm_url, "model": llm_model, "cache": str(cache) if cache else None,
-                    "model_id": gen.model_id}, "metrics": metrics, "history": history}
+    meta = {"schema": "tenfold.liber.model/2", "config": cfg.to_dict(), "data": data, "dataset": ds.name,
+            "max_users": max_users, "synthetic": synthetic, "backbone": backbone, "variant": variant, "seed": seed,
+            "llm": {**options, "cache": str(gen.cache.path), "model_id": gen.model_id}, "metrics": metrics,
+            "history": history}
     save_model(out, model, meta)
-    typer.echo(json.dumps({"test": metrics["test"], "llm_calls": gen.calls, "cache_hits": gen.hits, "out": str(out)}))
+    typer.echo(json.dumps({"test": metrics["test"], "llm_calls": gen.calls, "cache_hits": gen.hits,
+                           "llm_usage": gen.usage, "out": str(out)}))
 
 
 @app.command()
@@ -158,7 +241,8 @@ def evaluate(model: Path = typer.Option(Path("liber-model"), "--model", help="Fo
     from tenfold.liber.pipeline import (
         LiberConfig,
         build_model,
-        d_text_of,
+        d_in_of,
+        first_users,
         load_data,
         load_model_meta,
         model_kind,
@@ -172,11 +256,12 @@ def evaluate(model: Path = typer.Option(Path("liber-model"), "--model", help="Fo
     meta, weights = load_model_meta(model)
     cfg = replace(LiberConfig(), **meta["config"])
     ds, _ = load_data(data or meta["data"], meta["seed"])
-    ctr = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions)
-    llm = meta["llm"]
-    gen = _generator(llm["llm"], llm["url"], llm["model"], Path(llm["cache"]) if llm["cache"] else None, 60.0, 4)
+    ds = first_users(ds, meta.get("max_users"))
+    ctr = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions, split=cfg.split, seed=meta["seed"])
+    options = {k: v for k, v in meta["llm"].items() if k not in ("cache", "model_id")}
+    gen = _generator(options, Path(meta["llm"]["cache"]))
     tables = text_tables(ctr, gen, cfg, (meta["variant"],), meta["seed"])[meta["variant"]]
-    net = build_model(model_kind(meta["variant"]), meta["backbone"], ctr, cfg, d_text_of(tables, cfg.text_dim), meta["seed"])
+    net = build_model(model_kind(meta["variant"]), meta["backbone"], ctr, cfg, d_in_of(tables, cfg.text_dim), meta["seed"])
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:

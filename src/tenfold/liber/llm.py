@@ -9,10 +9,13 @@ that a text is generated once per (model id, prompt hash, parameters) and never 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
+import math
 import os
 import re
 import sqlite3
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +33,8 @@ class TextGenerator:
 
     model_id: str = ""
     params: dict = {}
+    # tokens reported by the backend for the texts it generated (None where it reports none)
+    usage: dict | None = None
 
     def generate_each(self, prompts: list[str]) -> Iterator[tuple[int, str]]:
         raise NotImplementedError
@@ -46,9 +51,8 @@ class TextGenerator:
 _ITEM_LINE = re.compile(r"^- (?P<title>.*?)(?: \((?P<year>\d{4})\))? \| genres: (?P<genres>.*?) \| rating: (?P<rating>[\d.]+|unknown)")
 _SCORES_LINE = re.compile(r"^Genre scores: (.*)$", re.M)
 _LIKES_LINE = re.compile(r"^Likes: (.*)$", re.M)
-
-
-_HEADERS = r"^\[(?:Task|User profile|Previous interest summary|Current interest summary|Question|\w+ \w+ history)\]"
+_HEADERS = (r"^\[(?:Task|User profile|Previous interest summary|Question|Answer format|Retry \d+|"
+            r"\w+ \w+ history)\]")
 
 
 def _section(prompt: str, name: str) -> str:
@@ -86,9 +90,23 @@ def _band(score: float) -> str | None:
     return None
 
 
+def _shift(before: dict[str, float], now: dict[str, float]) -> float:
+    """(1 - cos) / 2 of two genre-score vectors (0 when there is no previous period), in [0, 1]."""
+    if not before:
+        return 0.0
+    keys = sorted(set(before) | set(now))
+    a = [before.get(k, 0.0) for k in keys]
+    b = [now.get(k, 0.0) for k in keys]
+    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
+    if na == 0 or nb == 0:
+        return 0.5
+    return min(1.0, max(0.0, 0.5 * (1.0 - sum(x * y for x, y in zip(a, b, strict=True)) / (na * nb))))
+
+
 class RuleSummarizer(TextGenerator):
     """Summaries from partition statistics parsed out of the prompt (genres liked/disliked, rating
-    mean, decades, change against the previous summary). Not an LLM: every text says so.
+    mean, decades, change against the previous summary), plus the JSON fields when the prompt asks.
+    Not an LLM: every text says so.
 
     The cascade is real: a partition's genre scores are `carry * previous + (1 - carry) * current`.
     """
@@ -97,7 +115,7 @@ class RuleSummarizer(TextGenerator):
         if not 0 <= carry < 1:
             raise InputError(f"carry must be in [0, 1), got {carry}")
         self.carry = carry
-        self.model_id = "rules/v1"
+        self.model_id = "rules/v2"
         self.params = {"carry": carry}
 
     def generate_each(self, prompts):
@@ -105,11 +123,6 @@ class RuleSummarizer(TextGenerator):
             yield i, self.respond(prompt)
 
     def respond(self, prompt: str) -> str:
-        if "interest shift" in prompt.split("\n", 1)[0]:
-            return self._shift(_section(prompt, "Previous interest summary"), _section(prompt, "Current interest summary"))
-        return self._summary(prompt)
-
-    def _summary(self, prompt: str) -> str:
         previous = _section(prompt, "Previous interest summary")
         lines = [m for m in (_ITEM_LINE.match(x) for x in prompt.splitlines()) if m]
         if not lines:
@@ -129,17 +142,25 @@ class RuleSummarizer(TextGenerator):
         decades = sorted({f"{int(m['year']) // 10 * 10}s" for m in lines if m["year"]})
         likes = [f"{_band(s)} {g}" for g, s in ranked if _band(s) and s > 0]
         dislikes = [f"{_band(s)} {g}" for g, s in reversed(ranked) if _band(s) and s < 0]
-        mean = f"mean rating {sum(ratings) / len(ratings):.1f}" if ratings else "no ratings"
-        liked_share = f"{100 * sum(r >= 4 for r in ratings) / len(ratings):.0f}% liked" if ratings else ""
+        mean = sum(ratings) / len(ratings) if ratings else None
+        liked = sum(r >= 4 for r in ratings) / len(ratings) if ratings else 0.0
+        shift = _shift(prev, current)
         out = [RULES_LABEL,
-               f"Period: {len(lines)} items, {mean}, {liked_share}, decades {', '.join(decades) or 'unknown'}.",
+               f"Period: {len(lines)} items, " + (f"mean rating {mean:.1f}, {100 * liked:.0f}% liked" if ratings
+                                                  else "no ratings") + f", decades {', '.join(decades) or 'unknown'}.",
                "Genre scores: " + ("; ".join(f"{g} {s:+.2f}" for g, s in ranked) or "none"),
                "Likes: " + ("; ".join(likes) or "nothing clearly"),
                "Dislikes: " + ("; ".join(dislikes) or "nothing clearly")]
         if prev:  # change against the previous period: genres seen now that crossed the "likes" line
             before = _liked(previous)
             now = (before - {g for g, s in current.items() if s < 0.15}) | {g for g, s in current.items() if s >= 0.15}
-            out.append("Change: " + self._change(before, now))
+            out.append(f"Shift: {self._change(before, now)} (shift {shift:.2f})")
+        else:
+            out.append("Shift: none (first period)")
+        if "[Answer format]" in prompt:
+            out.append(json.dumps({"genre_scores": {g: round(s, 4) for g, s in ranked},
+                                   "mean_rating": None if mean is None else round(mean, 4),
+                                   "liked_share": round(liked, 4), "shift": round(shift, 4)}))
         return "\n".join(out)
 
     @staticmethod
@@ -150,12 +171,6 @@ class RuleSummarizer(TextGenerator):
         parts = ([f"newly likes {', '.join(new)}"] if new else []) + ([f"no longer likes {', '.join(gone)}"] if gone else [])
         return "; ".join(parts)
 
-    def _shift(self, previous: str, current: str) -> str:
-        before, after = _liked(previous), _liked(current)
-        stable = sorted(before & after)
-        return "\n".join([RULES_LABEL, "Shift: " + self._change(before, after),
-                          "Stable interests: " + (", ".join(stable) or "none")])
-
 
 # ---------------------------------------------------------------- OpenAI-compatible HTTP
 
@@ -165,7 +180,9 @@ class OpenAIGenerator(TextGenerator):
 
     Timeouts, retries with exponential backoff on network errors, 429 and 5xx, a concurrency limit,
     and temperature/seed passthrough. A reply without `choices[0].message.content` text is malformed:
-    it is retried like a network error, then reported as a BackendError.
+    it is retried like a network error, then reported as a BackendError. The documented schedule:
+    `retries` = 3 more tries after the first, waiting `backoff` * 1, 2, 4 s between them. `usage`
+    adds up the token counts the server reports.
     """
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, temperature: float = 0.5,
@@ -183,6 +200,8 @@ class OpenAIGenerator(TextGenerator):
         self.system = system
         self.model_id = f"openai:{model}"
         self.params = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed, "system": system}
+        self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+        self._lock = threading.Lock()
 
     def _once(self, prompt: str) -> str:
         body = {"model": self.model, "messages": [{"role": "system", "content": self.system},
@@ -193,14 +212,23 @@ class OpenAIGenerator(TextGenerator):
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json",
                                                   "Authorization": f"Bearer {self.api_key}"})
+        start = time.perf_counter()
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             raw = response.read()
         try:
-            text = json.loads(raw)["choices"][0]["message"]["content"]
+            reply = json.loads(raw)
+            text = reply["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as err:
             raise _Malformed(f"malformed reply from {self.url}: {raw[:200]!r}") from err
         if not isinstance(text, str) or not text.strip():
             raise _Malformed(f"empty or non-text content in the reply from {self.url}")
+        usage = reply.get("usage") if isinstance(reply, dict) else None
+        with self._lock:
+            self.usage["requests"] += 1
+            self.usage["seconds"] += time.perf_counter() - start
+            if isinstance(usage, dict):
+                self.usage["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+                self.usage["completion_tokens"] += int(usage.get("completion_tokens") or 0)
         return text
 
     def _with_retries(self, prompt: str) -> str:
@@ -213,7 +241,7 @@ class OpenAIGenerator(TextGenerator):
                     raise BackendError(f"{self.url} refused the request (HTTP {err.code}): check --llm-model "
                                        "and the API key") from err
                 last = err
-            except (urllib.error.URLError, TimeoutError, ConnectionError, _Malformed) as err:
+            except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError, _Malformed) as err:
                 last = err
             if attempt < self.retries:
                 time.sleep(self.backoff * 2 ** attempt)
@@ -263,11 +291,12 @@ class TransformersGenerator(TextGenerator):
             digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
         self.model_id = f"transformers:{folder.name}:{digest.hexdigest()[:12]}"
         self.params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
+        self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
 
     def _ids(self, prompt: str):
         if getattr(self.tokenizer, "chat_template", None):
             return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                                      return_tensors="pt")
+                                                      return_dict=True, return_tensors="pt")["input_ids"]
         return self.tokenizer(prompt, return_tensors="pt").input_ids
 
     def generate_each(self, prompts):
@@ -278,11 +307,16 @@ class TransformersGenerator(TextGenerator):
             ids = self._ids(prompt)[:, -max(limit, 1):].to(self.device)  # keep the end: history + question
             sample = self.params["temperature"] > 0
             torch.manual_seed(self.params["seed"])
+            start = time.perf_counter()
             with torch.no_grad():
                 out = self.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=sample,
                                           temperature=self.params["temperature"] if sample else None,
                                           max_new_tokens=self.params["max_new_tokens"],
                                           pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+            self.usage["requests"] += 1
+            self.usage["seconds"] += time.perf_counter() - start
+            self.usage["prompt_tokens"] += int(ids.shape[1])
+            self.usage["completion_tokens"] += int(out.shape[1] - ids.shape[1])
             yield i, self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
@@ -356,7 +390,7 @@ class CachedGenerator(TextGenerator):
         if cache.model_id != generator.model_id:
             raise CacheError(f"cache is bound to {cache.model_id!r} but the generator is {generator.model_id!r}")
         self.inner, self.cache, self.flush_every = generator, cache, flush_every
-        self.model_id, self.params = generator.model_id, generator.params
+        self.model_id, self.params, self.usage = generator.model_id, generator.params, generator.usage
         self.calls = 0
         self.hits = 0
         self.prompt_chars = 0  # characters of the prompts actually sent (a proxy for LLM input tokens)

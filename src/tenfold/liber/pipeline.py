@@ -7,9 +7,10 @@ partition / interests / fusion / backbones modules.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -17,19 +18,22 @@ from tenfold.core.errors import InputError, SchemaError
 from tenfold.core.io import atomic_write_json, load_tensors, read_json, save_tensors
 from tenfold.data.movielens import AtomicDataset, load_atomic, recbole_ml100k_dir, synthetic_lifelong
 from tenfold.liber.backbones import BACKBONES, FeatureEmbedding
-from tenfold.liber.baselines import KARCTR, kar_recompute_prompt, kar_summaries
+from tenfold.liber.baselines import KARCTR, kar_summaries
 from tenfold.liber.fusion import InterestFusion, LiberCTR, make_encoder
-from tenfold.liber.interests import TEMPLATES, learn_interests
-from tenfold.liber.llm import CachedGenerator, GenerationCache, TextGenerator
-from tenfold.liber.partition import StreamingPartitioner, parse_rule
+from tenfold.liber.interests import TEMPLATES, InterestRecord, learn_interests
+from tenfold.liber.llm import CachedGenerator, GenerationCache, RuleSummarizer, TextGenerator
 from tenfold.liber.samples import CTRData, train_partition_mask
 from tenfold.liber.training import TextTables
+
+VARIANTS = ("base", "liber", "liber-nocascade", "kar")
 
 
 @dataclass(frozen=True)
 class LiberConfig:
     """Every setting that changes the numbers. Embed 32 / MLP [200, 80] / adapter [128, 32]: lineage [L];
-    K = 20 and 8 fused partitions: our choice [R] (the paper's K is not verified)."""
+    K = 20 and 8 fused partitions: our choice [R] (the paper's K is not verified). `split`: "users"
+    (the lineage's user-disjoint 9:1 setting, no user-ID feature) or "time" (per-user time split, with
+    the user ID). `fields`: ask for (and fuse) the structured interest fields beside the text."""
 
     rule: str = "count:20"
     hist_len: int = 10
@@ -41,6 +45,8 @@ class LiberConfig:
     batch_size: int = 1024
     lr: float = 2e-3
     domain: str = "movie"
+    split: str = "users"
+    fields: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,7 +54,7 @@ class LiberConfig:
 
 def load_data(spec: str = "ml-100k", seed: int = 0, synthetic_users: int = 120) -> tuple[AtomicDataset, bool]:
     """'ml-100k' (installed recbole), 'synthetic' or 'synthetic:N' (N users), 'auto' (ml-100k if installed,
-    else synthetic) or a folder of atomic files."""
+    else synthetic) or a folder of atomic files (e.g. RecBole's ml-1m)."""
     if spec == "auto":
         spec = "ml-100k" if recbole_ml100k_dir() is not None else "synthetic"
     if spec == "synthetic" or spec.startswith("synthetic:"):
@@ -59,44 +65,75 @@ def load_data(spec: str = "ml-100k", seed: int = 0, synthetic_users: int = 120) 
     return load_atomic(spec), False
 
 
+def first_users(ds: AtomicDataset, max_users: int | None) -> AtomicDataset:
+    """The first `max_users` users (by id) and their rows; all users when None (for a slow real LLM)."""
+    if max_users is None:
+        return ds
+    if max_users < 3:
+        raise InputError(f"--max-users must be at least 3, got {max_users}")
+    keep = sorted(ds.inter["user_id"].astype(str).unique())[:max_users]
+    inter = ds.inter[ds.inter["user_id"].astype(str).isin(keep)].reset_index(drop=True)
+    return replace(ds, inter=inter, name=f"{ds.name}-first{max_users}users")
+
+
 def open_generator(generator: TextGenerator, cache_path: str | os.PathLike) -> CachedGenerator:
-    return CachedGenerator(generator, GenerationCache(cache_path, generator.model_id))
+    """The generator behind its SQLite cache; a real LLM's answers are committed one by one."""
+    flush = 256 if isinstance(generator, RuleSummarizer) else 1
+    return CachedGenerator(generator, GenerationCache(cache_path, generator.model_id), flush_every=flush)
 
 
-def interest_texts(data: CTRData, generator: TextGenerator, cascade: bool = True, domain: str = "movie") -> list[str]:
-    """UIL over every closed partition; texts in global partition order."""
-    store = learn_interests(data.partitions, generator, data.catalog, data.profiles, TEMPLATES[domain], cascade=cascade)
-    return [r.text for u in data.users for r in store[u]]
+def interest_records(data: CTRData, generator: TextGenerator, cascade: bool = True, domain: str = "movie",
+                     fields: bool = True) -> list[InterestRecord]:
+    """UIL over every closed partition; records in global partition order."""
+    store = learn_interests(data.partitions, generator, data.catalog, data.profiles, TEMPLATES[domain],
+                            cascade=cascade, fields=fields)
+    return [r for u in data.users for r in store[u]]
 
 
-def kar_texts(data: CTRData, generator: TextGenerator, domain: str = "movie") -> list[str]:
-    texts = kar_summaries(data.partitions, generator, data.catalog, data.profiles, TEMPLATES[domain])
-    return [t for u in data.users for t in texts[u]]
+def kar_records(data: CTRData, generator: TextGenerator, domain: str = "movie", fields: bool = True,
+                ) -> list[InterestRecord]:
+    store = kar_summaries(data.partitions, generator, data.catalog, data.profiles, TEMPLATES[domain], fields)
+    return [r for u in data.users for r in store[u]]
 
 
-def encode_texts(data: CTRData, texts: list[str], encoder: str = "hashing", dim: int = 32, seed: int = 0) -> torch.Tensor:
-    """Encode per-partition texts; the encoder is fitted on training-period partitions only."""
-    if len(texts) != data.n_partitions:
-        raise InputError(f"{len(texts)} texts for {data.n_partitions} partitions")
+def encode_records(data: CTRData, records: list[InterestRecord], encoder: str = "hashing", dim: int = 32,
+                   seed: int = 0) -> torch.Tensor:
+    """(n_partitions, dim [+ fields]): text vectors (encoder fitted on training partitions only) beside
+    the structured-field vectors, when the records carry them."""
+    if len(records) != data.n_partitions:
+        raise InputError(f"{len(records)} interest records for {data.n_partitions} partitions")
+    texts = [r.text for r in records]
     enc = make_encoder(encoder, dim, seed)
-    train = [t for t, keep in zip(texts, train_partition_mask(data), strict=False) if keep]
-    enc.fit(train or texts)
-    return torch.as_tensor(enc.encode(texts))
+    train = [t for t, keep in zip(texts, train_partition_mask(data), strict=True) if keep]
+    enc.fit(train if len(train) > dim else texts)
+    table = enc.encode(texts)
+    if records and records[0].fields is not None:
+        genres = data.catalog.genre_names
+        table = np.concatenate([table, np.stack([r.fields.vector(genres) for r in records])], axis=1)
+    return torch.as_tensor(table, dtype=torch.float32)
 
 
-def build_model(kind: str, backbone: str, data: CTRData, cfg: LiberConfig, d_text: int, seed: int = 0) -> nn.Module:
-    """kind: 'base' (backbone alone), 'liber' (fused partitions), 'kar' (whole-history summary)."""
+def hide_ratings(data: CTRData) -> CTRData:
+    """The same samples with the backbone's history ratings hidden (the positive control's backbone)."""
+    return replace(data, tensors={**data.tensors, "hist_ratings": torch.zeros_like(data.tensors["hist_ratings"])})
+
+
+def build_model(kind: str, backbone: str, data: CTRData, cfg: LiberConfig, d_in: int, seed: int = 0) -> nn.Module:
+    """kind: 'base' (backbone alone), 'liber' (fused partitions), 'kar' (whole-history summary).
+    The user-ID feature is used only in the per-user time split (a test user's id is never trained
+    in the user-disjoint split, and KAR's samples carry none)."""
     if backbone not in BACKBONES:
         raise InputError(f"unknown backbone {backbone!r}: choose one of {', '.join(BACKBONES)}")
     torch.manual_seed(seed)
-    embed = FeatureEmbedding(len(data.users), len(data.items), data.item_genres, cfg.embed)
+    embed = FeatureEmbedding(len(data.users), len(data.items), data.item_genres, cfg.embed,
+                             use_user=data.split_mode == "time")
     net = BACKBONES[backbone](embed, n_dense=0 if kind == "base" else 1)
     if kind == "base":
         return net
     if kind == "liber":
-        return LiberCTR(net, InterestFusion(d_text, cfg.embed, cfg.embed, cfg.max_partitions))
+        return LiberCTR(net, InterestFusion(d_in, cfg.embed, cfg.embed, cfg.max_partitions))
     if kind == "kar":
-        return KARCTR(net, d_text)
+        return KARCTR(net, d_in)
     raise InputError(f"unknown model kind {kind!r}: base, liber or kar")
 
 
@@ -112,69 +149,26 @@ def load_model_meta(folder: str | os.PathLike) -> tuple[dict, dict[str, torch.Te
     if not (folder / "model.json").is_file():
         raise InputError(f"{folder} holds no trained LIBER model (model.json): run `tenfold liber train` first")
     meta = read_json(folder / "model.json")
-    if meta.get("schema") != "tenfold.liber.model/1":
-        raise SchemaError(f"{folder / 'model.json'} is not a LIBER model file")
+    if meta.get("schema") != "tenfold.liber.model/2":
+        raise SchemaError(f"{folder / 'model.json'} is not a LIBER model file of this version: retrain it")
     return meta, load_tensors(folder / "model.safetensors")
-
-
-def weekly_update_calls(data: CTRData, generator_factory, rule: str, week: float = 7 * 86400.0,
-                        domain: str = "movie") -> dict:
-    """LLM calls to absorb the last `week` of behaviour for all users, counted through fresh caches:
-
-    * LIBER: summaries (+ shift texts) of the partitions that close during the week, nothing else;
-    * KAR-style: the whole-history summary is stale after every new behaviour, so one recompute per
-      new behaviour (the paper's "recurrent calls upon each update"); also reported: a lazier KAR
-      that recomputes once per active user at the end of the week.
-    Prompt characters are reported too: LIBER's prompts are bounded by the partition size, KAR's grow.
-    """
-    end = float(data.tensors["time"].max())
-    cut = end - week
-    before, after = StreamingPartitioner(parse_rule(rule)), StreamingPartitioner(parse_rule(rule))
-    histories = data.histories
-    for user in data.users:
-        before.extend(user, [b for b in histories[user] if b.timestamp <= cut])
-        after.extend(user, histories[user])
-    template = TEMPLATES[domain]
-    liber = generator_factory()
-    parts_before = {u: before.partitions(u) for u in data.users}
-    known = learn_interests(parts_before, liber, data.catalog, data.profiles, template)
-    liber.calls, liber.prompt_chars = 0, 0
-    learn_interests({u: after.partitions(u) for u in data.users}, liber, data.catalog, data.profiles, template, known=known)
-    per_event, per_user = [], []
-    for user in data.users:
-        h = histories[user]
-        new = [j for j, b in enumerate(h) if b.timestamp > cut]
-        per_event += [kar_recompute_prompt(user, h[:j + 1], data.catalog, data.profiles.get(user, ""), template) for j in new]
-        if new:
-            per_user.append(per_event[-1])
-    kar = generator_factory()
-    kar.generate(per_event)
-    return {"liber": liber.calls, "kar": kar.calls, "kar_once_per_user": len(per_user),
-            "liber_prompt_chars": liber.prompt_chars, "kar_prompt_chars": kar.prompt_chars,
-            "kar_once_per_user_prompt_chars": sum(len(p) for p in per_user),
-            "users_with_new_behaviour": len(per_user), "new_behaviours": len(per_event),
-            "new_partitions": sum(len(after.partitions(u)) - len(parts_before[u]) for u in data.users),
-            "week_start": cut, "week_end": end}
 
 
 def text_tables(data: CTRData, generator: TextGenerator, cfg: LiberConfig, variants: tuple[str, ...], seed: int = 0,
                 ) -> dict[str, TextTables]:
-    """The encoded text tables each model variant needs: 'base', 'liber', 'liber-nocascade', 'kar'."""
+    """The encoded interest tables each model variant needs: 'base', 'liber', 'liber-nocascade', 'kar'."""
     tables: dict[str, TextTables] = {}
     for v in variants:
+        if v not in VARIANTS:
+            raise InputError(f"unknown variant {v!r}: {', '.join(VARIANTS)}")
         if v == "base":
             tables[v] = TextTables()
-        elif v == "liber":
-            tables[v] = TextTables(parts=encode_texts(data, interest_texts(data, generator, True, cfg.domain),
-                                                      cfg.encoder, cfg.text_dim, seed))
-        elif v == "liber-nocascade":
-            tables[v] = TextTables(parts=encode_texts(data, interest_texts(data, generator, False, cfg.domain),
-                                                      cfg.encoder, cfg.text_dim, seed))
         elif v == "kar":
-            tables[v] = TextTables(kar=encode_texts(data, kar_texts(data, generator, cfg.domain), cfg.encoder,
-                                                    cfg.text_dim, seed))
+            records = kar_records(data, generator, cfg.domain, cfg.fields)
+            tables[v] = TextTables(kar=encode_records(data, records, cfg.encoder, cfg.text_dim, seed))
         else:
-            raise InputError(f"unknown variant {v!r}: base, liber, liber-nocascade or kar")
+            records = interest_records(data, generator, v == "liber", cfg.domain, cfg.fields)
+            tables[v] = TextTables(parts=encode_records(data, records, cfg.encoder, cfg.text_dim, seed))
     return tables
 
 
@@ -182,6 +176,6 @@ def model_kind(variant: str) -> str:
     return {"base": "base", "liber": "liber", "liber-nocascade": "liber", "kar": "kar"}[variant]
 
 
-def d_text_of(tables: TextTables, default: int) -> int:
+def d_in_of(tables: TextTables, default: int) -> int:
     table = tables.parts if tables.parts is not None else tables.kar
     return default if table is None else int(table.shape[1])
