@@ -11,6 +11,7 @@ windows, and is evaluated on the same validation windows drawn across the whole 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -44,7 +45,7 @@ class Setting:
     image_samples_per_class: int = 10
     gen_prompt: int = 64  # the paper's speed test: a 64-token input (Sec. 4.4)
     gen_new_tokens: int = 32
-    gen_repeats: int = 5
+    gen_repeats: int = 8
     batch_size: int = 8
 
 
@@ -54,7 +55,7 @@ PROFILES = {
                     image_samples_per_class=50, gen_new_tokens=64, gen_repeats=10),
     "smoke": Setting(ratios=(0.5,), allocations=("alpha", "uniform"), calib_samples=4, calib_len=32, eval_windows=4,
                      eval_len=32, lambdas=(0.1, 1.0, 10.0), image_calib=16, image_samples_per_class=1, gen_prompt=8,
-                     gen_new_tokens=4, gen_repeats=3),
+                     gen_new_tokens=4, gen_repeats=4),
 }
 
 
@@ -276,14 +277,15 @@ def bits_claim(result: Result, id: str, statement: str, ours_bits, reference_bit
 
 
 def throughput_claim(result: Result, id: str, statement: str, pairs: np.ndarray, reference: float = 1.0) -> None:
-    """Pruned/dense tokens-per-second ratio (higher is better) against `reference`, bootstrapped over runs."""
-    from tenfold.core.stats import one_sample
+    """Pruned/dense tokens-per-second ratio (higher is better) against `reference`: the geometric mean of the
+    per-run ratios, with the paired t interval of the mean log ratio (over alternating timed runs) mapped back."""
+    from tenfold.core.stats import Interval, seed_interval
 
-    def ratio(a):
-        return float(a[:, 0].mean() / a[:, 1].mean())
-
-    result.claim(id, statement, ratio(pairs), reference, f"{reference:g}x dense", "higher",
-                 interval=one_sample(pairs, reference, statistic=ratio, unit="paired timed run"))
+    logs = seed_interval(np.log(pairs[:, 0]), np.log(pairs[:, 1]), what="log tokens/s, pruned vs dense")
+    ratio = float(np.exp(logs.estimate))
+    interval = Interval(math.exp(logs.lo) - reference, math.exp(logs.hi) - reference, ratio - reference,
+                        logs.evidence.replace("seeds", "paired timed runs"))
+    result.claim(id, statement, ratio, reference, f"{reference:g}x dense", "higher", interval=interval)
 
 
 def language_claims(result: Result, m: dict, st: Setting, lm: str) -> None:
@@ -420,7 +422,7 @@ def run_reproduce(st: Setting, seed: int, out: Path, profile: str, lm_dirs: dict
     top = f"{st.ratios[-1]:g}"
     metrics["throughput"] = {f"{top}|pruned_tokens_per_second": pairs[:, 0].tolist(),
                              "dense_tokens_per_second": pairs[:, 1].tolist(),
-                             "ratio": float(pairs[:, 0].mean() / pairs[:, 1].mean())}
+                             "geometric_mean_ratio": float(np.exp(np.log(pairs[:, 0] / pairs[:, 1]).mean()))}
     result = Result(method="prune", kind="reproduce", paper=PAPER, profile=profile, seed=seed, seeds=[seed],
                     config={**asdict(st), "numerical": "Algorithm 1, T=50, lambda = mean diag(H_l)",
                             "compensation_damp": 0.01, "threads": torch.get_num_threads()},
@@ -453,25 +455,51 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/p
 
 
 # -- bench -------------------------------------------------------------------------------------------
-def calibration_cost(layer_counts: tuple[int, ...] = (2, 4, 8, 16), samples: int = 8, seq_len: int = 64) -> list[dict]:
-    """Layer runs, CPU seconds and the cached-activation bytes of a compensated prune as depth grows
-    (random-init LLaMA of width 64): linear-cost calibration, measured."""
+def cost_row(layers: int, samples: int = 16, seq_len: int = 128, width: int = 128) -> dict:
+    """Layer runs, CPU seconds and peak memory of one compensated prune of a random-init LLaMA of `layers`
+    layers (peak: CUDA max allocated on a GPU, else this process's peak RSS, so run it in a fresh process)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from tenfold.core.accel import peak_memory
+    from tenfold.core.runtime import pick_device
     from tenfold.prune.pruner import PruneConfig, prune
+
+    device = pick_device()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=width, intermediate_size=2 * width,
+                                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2))
+    model = model.to(device).eval()
+    calib = torch.randint(0, 256, (samples, seq_len), generator=torch.Generator().manual_seed(0))
+    before, how = peak_memory(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        before = 0
+    t = time.process_time()
+    prune(model, calib, 0.3, "numerical", config=PruneConfig(batch_size=8))
+    used, how = peak_memory(device)
+    return {"layers": layers, "layer_runs": model.config.tenfold_prune["info"]["layer_runs"],
+            "cpu_seconds": round(time.process_time() - t, 3), "peak_memory_mb": round(used / 2**20, 1),
+            "peak_before_prune_mb": round(before / 2**20, 1), "peak_measure": how,
+            "cached_activation_mb": round(samples * seq_len * width * 4 / 2**20, 2),
+            "rerun_prefix_layer_runs": layers * (layers + 1) // 2 + layers}
+
+
+def calibration_cost(layer_counts: tuple[int, ...] = (2, 4, 8, 16), samples: int = 16, seq_len: int = 128) -> list[dict]:
+    """`cost_row` for each depth, each in a fresh process so that peak memory is that prune's."""
+    import json
+    import subprocess
+    import sys
 
     rows = []
     for n in layer_counts:
-        torch.manual_seed(0)
-        model = LlamaForCausalLM(LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=n,
-                                             num_attention_heads=4, num_key_value_heads=2)).eval()
-        calib = torch.randint(0, 128, (samples, seq_len), generator=torch.Generator().manual_seed(0))
-        t = time.process_time()
-        prune(model, calib, 0.3, "numerical", config=PruneConfig(batch_size=8))
-        info = model.config.tenfold_prune["info"]
-        rows.append({"layers": n, "layer_runs": info["layer_runs"], "cpu_seconds": round(time.process_time() - t, 3),
-                     "cached_activation_bytes": samples * seq_len * 64 * 4,
-                     "rerun_prefix_layer_runs": n * (n + 1) // 2 + n})
+        code = ("import json, sys, torch; from tenfold.core.runtime import configure; configure(threads=1); "
+                "from tenfold.prune.experiment import cost_row; "
+                f"print(json.dumps(cost_row({n}, {samples}, {seq_len})))")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800,
+                             env={**os.environ, "TENFOLD_QUIET": "1"})
+        if res.returncode != 0:
+            raise RuntimeError(f"calibration cost run for {n} layers failed: {res.stderr[-500:]}")
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return rows
 
 
