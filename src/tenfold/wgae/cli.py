@@ -13,7 +13,9 @@ app = typer.Typer(help="GPGBN relational topic model + Weibull graph auto-encode
                        "networks (arXiv 2410.09696).", no_args_is_help=True)
 add_standard_commands(app, "wgae")
 
-DATA_HELP = "A network .npz (from `tenfold wgae sample`) or, with --planetoid NAME, a folder of Planetoid ind.NAME.* files."
+DATA_HELP = ("A network .npz (from `tenfold wgae sample`), `python-docs-graph` (the installed Python docs), or, "
+             "with --planetoid NAME, a folder of Planetoid ind.NAME.* files.")
+GENERATORS = ("gpgbn", "dcsbm")
 
 
 def _topics(text: str) -> tuple[int, ...]:
@@ -29,24 +31,42 @@ def _topics(text: str) -> tuple[int, ...]:
 def _load(data: Path, planetoid: str | None):
     from tenfold.data.planetoid import load_network, load_planetoid
 
-    return load_planetoid(data, planetoid) if planetoid else load_network(data)
+    if planetoid:
+        return load_planetoid(data, planetoid)
+    if str(data) == "python-docs-graph":
+        from tenfold.data.docgraph import load_python_docs_graph
+
+        return load_python_docs_graph()
+    return load_network(data)
 
 
 @app.command("sample")
 def sample_cmd(
     out: Path = typer.Option(..., help="Where to write the network .npz."),
+    generator: str = typer.Option("gpgbn", help="gpgbn (the model's own generative process) or dcsbm "
+                                                "(degree-corrected SBM links, LDA words)."),
     nodes: int = typer.Option(800, help="Documents (nodes)."),
     words: int = typer.Option(400, help="Vocabulary size."),
-    topics: str = typer.Option("16,4", help="Topics per layer, bottom first."),
+    topics: str = typer.Option("16,4", help="Topics per layer, bottom first (dcsbm: one layer)."),
     doc_length: float = typer.Option(60.0, help="Mean words per document."),
     degree: float = typer.Option(8.0, help="Expected mean degree."),
+    blocks: int = typer.Option(6, help="dcsbm only: number of blocks."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
-    """Draw a document network from the GPGBN generative model (known topics; synthetic)."""
+    """Draw a synthetic document network with known topics."""
     from tenfold.data.planetoid import save_network
-    from tenfold.wgae.gpgbn import sample
 
-    net = sample(nodes, words, _topics(topics), doc_length, degree, seed=seed)
+    k = _topics(topics)
+    if generator == "gpgbn":
+        from tenfold.wgae.gpgbn import sample
+
+        net = sample(nodes, words, k, doc_length, degree, seed=seed)
+    elif generator == "dcsbm":
+        from tenfold.data.docgraph import sample_dcsbm_lda
+
+        net = sample_dcsbm_lda(nodes, words, blocks, k[0], doc_length, degree, seed=seed)
+    else:
+        raise InputError(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
     save_network(net, out)
     typer.echo(f"{out}: {net.n_nodes} documents, {net.n_words} words, {net.n_edges} links; {net.report}")
 
@@ -61,17 +81,21 @@ def fit_cmd(
     epochs: int = typer.Option(60, help="WGAE epochs (Phi updates) or Gibbs iterations."),
     decoder: str = typer.Option("dense", help="WGAE link decoder: dense, subgraph or exact."),
     kl_weight: float = typer.Option(1.0, help="Weight of the theta KL (0 = released code)."),
-    device: str = typer.Option("cpu", help="WGAE device: cpu, cuda, cuda:N or mps."),
+    checkpoint_every: int = typer.Option(5, help="WGAE: save a resumable checkpoint in OUT every this many epochs."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
-    """Fit a model on all links of a network and save its topics and node factors."""
+    """Fit a model on all links of a network and save its topics and node factors.
+
+    WGAE runs on the device of `tenfold --device` and resumes from OUT/checkpoint.* when rerun after an
+    interruption (the result equals an uninterrupted run's)."""
     import torch
 
-    from tenfold.core.io import atomic_write_json, save_tensors
+    from tenfold.core.accel import device_summary
+    from tenfold.core.io import atomic_write_json, atomic_write_text, ensure_writable_dir, save_tensors
 
     net = _load(data, planetoid)
     k = _topics(topics)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out)
     if model == "gibbs":
         from tenfold.wgae.gpgbn import GibbsConfig, gibbs
 
@@ -82,10 +106,10 @@ def fit_cmd(
 
         cfg = WGAEConfig(encoder="gcn" if model == "wgcae" else "gat", topics=k, epochs=epochs, decoder=decoder,
                          kl_weight=kl_weight)
-        fitted = train_wgae(net, cfg, seed, device=device)
+        fitted = train_wgae(net, cfg, seed, checkpoint=out, checkpoint_every=checkpoint_every)
+        typer.echo(device_summary())
         fitted.model.cpu()
-        g = GraphTensors.from_network(net)
-        theta = [t.numpy() for t in fitted.model.embed(g.x, g.edge_index)]
+        theta = [t.numpy() for t in fitted.model.embed(GraphTensors.from_network(net))]
         phi = [p.numpy() for p in fitted.model.phi]
         u = [x.detach().numpy() for x in fitted.model.u()]
         save_tensors(out / "encoder.safetensors", {k_: v.contiguous() for k_, v in fitted.model.state_dict().items()})
@@ -97,6 +121,8 @@ def fit_cmd(
         tensors[f"theta{t}"] = torch.as_tensor(theta[t], dtype=torch.float32).contiguous()
         tensors[f"u{t}"] = torch.as_tensor(u[t], dtype=torch.float32).contiguous()
     save_tensors(out / "topics.safetensors", tensors)
+    if net.vocab is not None:
+        atomic_write_text(out / "vocab.txt", "\n".join(net.vocab) + "\n")
     atomic_write_json(out / "config.json", {"model": model, "topics": list(k), "data": str(data), "planetoid": planetoid,
                                             "epochs": epochs, "decoder": decoder, "kl_weight": kl_weight, "seed": seed,
                                             "nodes": net.n_nodes, "words": net.n_words, "links": net.n_edges})
@@ -107,15 +133,13 @@ def fit_cmd(
 def evaluate_cmd(
     data: Path = typer.Argument(..., help=DATA_HELP),
     planetoid: str = typer.Option(None, help="cora, citeseer or pubmed: read Planetoid raw files from DATA."),
-    models: str = typer.Option("vgae,wgcae", help="Comma-separated: gae, vgae, argva, gpgbn-gibbs, wgcae, wgaae."),
-    topics: str = typer.Option("16,4", help="Topics per layer for the topic models."),
-    epochs: int = typer.Option(60, help="WGAE epochs; autoencoders get 200, Gibbs 4x this many iterations."),
+    models: str = typer.Option("vgae,wgcae", help="Comma-separated: gae, vgae, gpgbn-gibbs, wgcae, wgaae."),
+    topics: str = typer.Option("16,4", help="Topics per layer for the topic models (K_1 is also the GAE/VGAE size)."),
+    steps: int = typer.Option(300, help="Adam steps for every model (WGAE: a Phi update every 5); Gibbs: sweeps."),
     seed: int = typer.Option(0, help="Seed for the split and the models."),
     out: Path = typer.Option(None, help="Optional JSON file for the metrics."),
 ) -> None:
     """85/5/10 link split, fit on train (select on validation), report test AUC/AP and clustering ACC/NMI."""
-    from dataclasses import replace
-
     from tenfold.core.io import atomic_write_json
     from tenfold.wgae.baselines import fit_autoencoder, fit_gibbs
     from tenfold.wgae.evaluate import auc_ap, clustering_scores, split_links
@@ -124,21 +148,23 @@ def evaluate_cmd(
 
     net = _load(data, planetoid)
     names = [m.strip() for m in models.split(",") if m.strip()]
-    known = ("gae", "vgae", "argva", "gpgbn-gibbs", "wgcae", "wgaae")
+    known = ("gae", "vgae", "gpgbn-gibbs", "wgcae", "wgaae")
     bad = [m for m in names if m not in known]
     if bad or not names:
         raise InputError(f"unknown model(s) {bad}; choose from {', '.join(known)}")
+    if steps < 5:
+        raise InputError(f"--steps must be at least 5, got {steps}")
     split = split_links(net, 0.05, 0.10, seed)
     k = _topics(topics)
-    cfg = WGAEConfig(topics=k, epochs=epochs)
     report = {}
     for name in names:
-        if name in ("gae", "vgae", "argva"):
-            m = fit_autoencoder(name, net, split, seed)
+        if name in ("gae", "vgae"):
+            m = fit_autoencoder(name, net, split, seed, steps=steps, out=k[0])
         elif name == "gpgbn-gibbs":
-            m = fit_gibbs(net, split, GibbsConfig(topics=k, iterations=4 * epochs, burn_in=2 * epochs), seed)
+            m = fit_gibbs(net, split, GibbsConfig(topics=k, iterations=steps, burn_in=steps // 2), seed)
         else:
-            m = fit_wgae(net, split, replace(cfg, encoder="gcn" if name == "wgcae" else "gat"), seed)
+            m = fit_wgae(net, split, WGAEConfig(encoder="gcn" if name == "wgcae" else "gat", topics=k,
+                                                epochs=steps // 5, steps_per_epoch=5), seed)
         auc, ap = auc_ap(m.score(split.test_pos), m.score(split.test_neg))
         row = {"auc": auc, "ap": ap}
         if net.labels is not None:
@@ -152,7 +178,8 @@ def evaluate_cmd(
 @app.command("topics")
 def topics_cmd(
     model_dir: Path = typer.Argument(..., help="Folder written by `tenfold wgae fit`."),
-    vocab: Path = typer.Option(None, help="Optional text file with one word per line (else word ids)."),
+    vocab: Path = typer.Option(None, help="Text file with one word per line (default: MODEL_DIR/vocab.txt if "
+                                          "present, else word ids)."),
     top: int = typer.Option(10, help="Words per topic."),
 ) -> None:
     """Print the top words of each topic per layer (upper layers projected down through Phi)."""
@@ -166,6 +193,8 @@ def topics_cmd(
     tensors = load_tensors(path)
     phis = [tensors[f"phi{t}"].double().numpy() for t in range(sum(1 for k in tensors if k.startswith("phi")))]
     words = None
+    if vocab is None and (model_dir / "vocab.txt").is_file():
+        vocab = model_dir / "vocab.txt"
     if vocab is not None:
         if not vocab.is_file():
             raise InputError(f"vocabulary file {vocab} does not exist")

@@ -1,5 +1,6 @@
-"""Evaluation protocol: 85/5/10 link split, link AUC/AP, k-means clustering (ACC with Hungarian
-matching, NMI), node classification, and topic recovery against known topics."""
+"""Evaluation protocol: 85/5/10 link split (checked for overlap), link AUC/AP, k-means clustering (ACC
+with Hungarian matching, NMI), node classification, topic recovery against known topics, and topic
+coherence (NPMI of each topic's top words over the corpus's documents)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class LinkModel:
     score: Callable[[np.ndarray], np.ndarray]  # (2, P) pairs -> scores
     best_epoch: int = -1
     extra: dict | None = None
+    val_auc: float = float("nan")  # validation AUC of the kept state (what model selection saw)
 
 
 def split_links(net: DocumentNetwork, val: float = 0.05, test: float = 0.10, seed: int = 0) -> LinkSplit:
@@ -119,3 +121,46 @@ def random_topic_match(true: np.ndarray, n_topics: int, eta: float, seed: int = 
     rng = np.random.default_rng(seed)
     g = np.maximum(rng.gamma(eta, size=(true.shape[0], n_topics)), 1e-300)
     return topic_match(g / g.sum(0, keepdims=True), true)
+
+
+def split_overlap(net: DocumentNetwork, split: LinkSplit) -> dict[str, int]:
+    """Counts that must all be zero: held-out links in the training graph, negatives that are links."""
+    n = net.n_nodes
+
+    def keys(a: np.ndarray) -> set[int]:
+        return set((a[0] * n + a[1]).tolist())
+
+    train, val, test, links = keys(split.train), keys(split.val_pos), keys(split.test_pos), keys(net.edges)
+    negs = keys(split.val_neg) | keys(split.test_neg)
+    return {"train_test": len(train & test), "train_val": len(train & val), "val_test": len(val & test),
+            "negatives_that_are_links": len(negs & links), "val_neg_test_neg": len(keys(split.val_neg)
+                                                                                   & keys(split.test_neg))}
+
+
+def top_words(phi: np.ndarray, top: int = 10) -> np.ndarray:
+    """(K, top) word ids, most probable first, per topic (columns of phi)."""
+    return np.argsort(-phi, axis=0)[:top].T
+
+
+def npmi_coherence(phi: np.ndarray, net: DocumentNetwork, top: int = 10) -> np.ndarray:
+    """Per-topic NPMI (Bouma 2009; Lau et al. 2014): the mean over pairs of a topic's `top` words of
+    log(p(wi, wj) / (p(wi) p(wj))) / -log p(wi, wj), with document co-occurrence probabilities over the
+    network's documents; a pair that never co-occurs scores -1."""
+    import scipy.sparse as sp
+
+    if phi.shape[0] != net.n_words:
+        raise InputError(f"topics have {phi.shape[0]} words but the network has {net.n_words}")
+    docs = sp.csr_matrix((np.ones(len(net.rows)), (net.rows, net.cols)), shape=(net.n_nodes, net.n_words))
+    docs.data[:] = 1.0
+    out = []
+    for words in top_words(phi, top):
+        d = docs[:, words].toarray()
+        joint = d.T @ d / net.n_nodes  # (top, top)
+        p = np.diag(joint)
+        i, j = np.triu_indices(len(words), 1)
+        pij = joint[i, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            val = np.where(pij > 0, np.log(pij / (p[i] * p[j])) / -np.log(pij), -1.0)
+        val = np.where(pij >= 1.0, 1.0, val)  # words in every document: perfectly associated
+        out.append(float(val.mean()))
+    return np.array(out)
