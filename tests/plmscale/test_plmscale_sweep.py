@@ -16,6 +16,7 @@ from tenfold.plmscale.fit import ParametricLaw
 from tenfold.plmscale.sweep import (
     AminoAcidTokenizer,
     SweepConfig,
+    flops_per_token,
     mask_tokens,
     pack,
     read_runs_csv,
@@ -70,16 +71,76 @@ def test_bert_masking_touches_only_chosen_positions():
 
 def test_sweep_logs_runs_and_resumes_after_interruption(tmp_path):
     proteins = load_fasta(_fasta(tmp_path), valid_every=4)
-    cfg = SweepConfig(budgets=(2e6, 4e6), shapes=((8, 1), (16, 1)), seq_len=16, batch_size=4, valid_windows=4)
-    csv = tmp_path / "runs.csv"
-    first = run_sweep(proteins, csv, cfg, max_runs=3)  # an interrupted sweep
-    assert len(first) == 3 and len(read_runs_csv(csv)) == 3
-    rows = run_sweep(proteins, csv, cfg)  # resumes: only the 5 missing runs are trained
-    assert len(rows) == 8
-    assert rows[:3] == read_runs_csv(csv)[:3]
+    cfg = SweepConfig(budgets=(2e6, 4e6), shapes=((8, 1), (16, 1)), budget_shapes=(), seq_len=16, batch_size=4,
+                      valid_windows=4)
+    out = tmp_path / "sweep"
+    first = run_sweep(proteins, out, cfg, max_runs=3)  # an interrupted sweep
+    files = sorted((out / "runs").glob("*.json"))
+    assert len(first) == 3 and len(files) == 3 and not (out / "runs.csv").exists()
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    rows = run_sweep(proteins, out, cfg)  # resumes: only the 5 missing runs are trained
+    assert len(rows) == 8 and len(read_runs_csv(out / "runs.csv")) == 8
+    assert all(f.stat().st_mtime_ns == t for f, t in stamps.items())  # finished runs are not redone
     for r in rows:
-        assert r["flops"] == pytest.approx(6 * r["params"] * r["tokens"])
-        assert np.isfinite(r["loss"])
+        per_token = flops_per_token(r["params"], r["layers"], r["hidden"], 16, len(AminoAcidTokenizer()))
+        assert r["flops"] == pytest.approx(per_token * r["tokens"]) == pytest.approx(r["flops_exact"])
+        assert r["flops_6nd"] == pytest.approx(6 * r["params"] * r["tokens"])
+        assert r["budget"] <= r["flops"] < r["budget"] + per_token * 4 * 16  # the last step rounds up
+        assert np.isfinite(r["loss"]) and r["epochs"] == pytest.approx(r["tokens"] / r["unique_tokens"])
+
+
+def test_flops_per_token_adds_attention_and_the_output_layer():
+    """The issue's numbers: 3.4x nominal at 268 non-embedding parameters, 1.4x at 9,288 (T = 128, V = 30)."""
+    from tenfold.plmscale.sweep import build_model, non_embedding_params
+
+    tok = AminoAcidTokenizer()
+    for hidden, n, ratio in ((4, 268, 3.36), (24, 9288, 1.41)):
+        model = build_model("clm", hidden, 1, len(tok), 128, tok)
+        assert non_embedding_params(model) == n
+        exact = flops_per_token(n, 1, hidden, 128, len(tok), "exact")
+        assert exact == 6 * (n + 128 * hidden + 30 * hidden)
+        assert exact / flops_per_token(n, 1, hidden, 128, len(tok), "6nd") == pytest.approx(ratio, abs=0.01)
+    with pytest.raises(InputError, match="--flops"):
+        flops_per_token(1, 1, 1, 1, 1, "4nd")
+
+
+def test_six_nd_sweeps_train_on_c_over_6n_tokens(tmp_path):
+    proteins = load_fasta(_fasta(tmp_path), valid_every=4)
+    cfg = SweepConfig(budgets=(4e6,), shapes=((8, 1),), budget_shapes=(), objectives=("clm",), seq_len=16, batch_size=4,
+                      valid_windows=4, flops="6nd")
+    (row,) = run_sweep(proteins, tmp_path / "s", cfg)
+    assert row["flops"] == row["flops_6nd"] and row["tokens"] == pytest.approx(4e6 / (6 * row["params"]), abs=64)
+
+
+def test_job_list_run_index_and_gather(tmp_path):
+    from tenfold.plmscale.cli import app
+
+    fasta = _fasta(tmp_path)
+    base = ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "s"), "--budgets", "2e6", "--shapes", "8x1,16x1",
+            "--seq-len", "16", "--batch-size", "4"]
+    res = CliRunner().invoke(app, [*base, "--list"])
+    assert res.exit_code == 0, res.output
+    jobs = [json.loads(line) for line in res.output.splitlines()]
+    assert [j["index"] for j in jobs] == [0, 1, 2, 3] and len({j["id"] for j in jobs}) == 4
+    res = CliRunner().invoke(app, [*base, "--run-index", "2"])  # one array task
+    assert res.exit_code == 0, res.output
+    assert [f.stem for f in (tmp_path / "s" / "runs").glob("*.json")] == [jobs[2]["id"]]
+    res = CliRunner().invoke(app, [*base, "--run-index", "4"])
+    assert res.exit_code != 0 and "out of range" in str(res.exception)
+    for i in (0, 1, 3):
+        assert CliRunner().invoke(app, [*base, "--run-index", str(i)]).exit_code == 0
+    res = CliRunner().invoke(app, ["gather", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["runs"] == 4 and len(read_runs_csv(tmp_path / "s" / "runs.csv")) == 4
+
+
+def test_run_files_of_another_configuration_are_refused(tmp_path):
+    proteins = load_fasta(_fasta(tmp_path), valid_every=4)
+    cfg = SweepConfig(budgets=(2e6,), shapes=((8, 1),), budget_shapes=(), objectives=("clm",), seq_len=16,
+                      batch_size=4, valid_windows=4)
+    run_sweep(proteins, tmp_path / "s", cfg)
+    with pytest.raises(InputError, match="another sweep configuration"):
+        run_sweep(proteins, tmp_path / "s", replace(cfg, lr=2e-3))
 
 
 def test_cli_fit_writes_parametric_coefficients_with_intervals(tmp_path):
@@ -121,9 +182,10 @@ def _without_timing(rows):
 
 def test_sweep_rows_do_not_depend_on_the_number_of_workers(tmp_path):
     proteins = load_fasta(_fasta(tmp_path), valid_every=4)
-    cfg = SweepConfig(budgets=(2e6,), shapes=((8, 1), (16, 1)), seq_len=16, batch_size=4, valid_windows=4)
-    one = run_sweep(proteins, tmp_path / "one.csv", cfg)
-    two = run_sweep(proteins, tmp_path / "two.csv", replace(cfg, workers=2))
+    cfg = SweepConfig(budgets=(2e6,), shapes=((8, 1), (16, 1)), budget_shapes=(), seq_len=16, batch_size=4,
+                      valid_windows=4)
+    one = run_sweep(proteins, tmp_path / "one", cfg)
+    two = run_sweep(proteins, tmp_path / "two", replace(cfg, workers=2))
     assert _without_timing(one) == _without_timing(two)
 
 
@@ -157,13 +219,13 @@ def test_cli_sweep_parses_windows_and_rejects_bad_shapes(tmp_path):
     from tenfold.plmscale.cli import app
 
     fasta = _fasta(tmp_path)
-    res = CliRunner().invoke(app, ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "r.csv"),
+    res = CliRunner().invoke(app, ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "r"),
                                    "--shapes", "2e6=8x1|16x1,clm@2e6=4x1|8x1", "--objectives", "clm",
                                    "--seq-len", "16", "--batch-size", "4"])
     assert res.exit_code == 0, res.output
-    rows = read_runs_csv(tmp_path / "r.csv")
+    rows = read_runs_csv(tmp_path / "r" / "runs.csv")
     assert sorted(r["hidden"] for r in rows) == [4, 8]
-    res = CliRunner().invoke(app, ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "s.csv"), "--shapes", "8x1x2"])
+    res = CliRunner().invoke(app, ["sweep", "--fasta", str(fasta), "--out", str(tmp_path / "s"), "--shapes", "8x1x2"])
     assert res.exit_code != 0 and "HIDDENxLAYERS" in str(res.exception)
 
 

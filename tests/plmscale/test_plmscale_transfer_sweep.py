@@ -33,17 +33,19 @@ def test_transfer_experiment_runs_and_reports_d_t(tmp_path):
     path = tmp_path / "tiny.fasta"
     path.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(SEQS)))
     proteins = load_fasta(path, valid_every=4)
-    cfg = TransferConfig(shapes=((8, 1), (16, 1)), clm_tokens=640, mlm_tokens=1280, checkpoints=4, seq_len=16,
+    cfg = TransferConfig(shapes=((8, 1), (16, 1)), clm_tokens=(320, 640), mlm_tokens=1280, checkpoints=4, seq_len=16,
                          batch_size=4, valid_windows=4)
     out = run_transfer(proteins, cfg)
-    assert [r["hidden"] for r in out["runs"]] == [8, 16]
+    assert [(r["hidden"], r["clm_tokens"]) for r in out["runs"]] == [(8, 320), (8, 640), (16, 320), (16, 640)]
     for r in out["runs"]:
         assert len(r["tokens"]) == len(r["scratch_loss"]) == len(r["transferred_loss"]) >= 3
         assert np.all(np.diff(r["tokens"]) > 0) and np.all(np.isfinite(r["transferred_loss"]))
         expected = effectively_transferred_tokens(r["tokens"], r["transferred_loss"], r["tokens"], r["scratch_loss"])
         np.testing.assert_allclose(r["transferred_tokens"], expected)
-    assert 0.0 <= out["positive_fraction"] <= 1.0
-    assert out["law"] is None or {"k", "alpha", "beta"} <= set(out["law"])
+    same = [r["scratch_loss"] for r in out["runs"] if r["hidden"] == 8]
+    assert same[0] == same[1]  # one scratch curve per size, shared by its CLM amounts
+    assert 0.0 <= out["positive_fraction"] <= 1.0 and np.array(out["points"]).shape == (4 * 4, 4)
+    assert out["law"] is None or {"k", "alpha", "beta", "gamma"} <= set(out["law"])
 
 
 def test_transfer_experiment_rejects_empty_config(tmp_path):
@@ -51,6 +53,8 @@ def test_transfer_experiment_rejects_empty_config(tmp_path):
 
     with pytest.raises(InputError, match="at least one shape"):
         run_transfer(None, TransferConfig(shapes=()))
+    with pytest.raises(InputError, match="CLM amount"):
+        run_transfer(None, TransferConfig(clm_tokens=()))
 
 
 def _curves(shift_of_tokens):

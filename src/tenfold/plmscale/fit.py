@@ -26,6 +26,9 @@ COLUMN_ALIASES = {  # Epoch's Chinchilla extraction names its columns differentl
     "flops": ("flops", "C", "Training FLOP", "training_flop", "compute"),
     "loss": ("loss", "L", "Loss", "final_loss"),
 }
+# a sweep's nominal IsoFLOP budget (actual FLOPs differ by step rounding), the run's compute under both
+# counts (6ND, and with attention and the output layer), and the unique tokens its data held
+OPTIONAL_COLUMNS = ("budget", "flops_6nd", "flops_exact", "unique_tokens")
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022 Approach 3; Besiroglu et al. 2024 use the same
 
 
@@ -73,8 +76,9 @@ def load_runs(source, drop_highest_loss: int = 0):
     if "flops" not in cols:
         cols["flops"] = 6.0 * cols["params"] * cols["tokens"]
     runs = pd.DataFrame({k: cols[k].to_numpy() for k in ("params", "tokens", "flops", "loss")})
-    if "budget" in frame.columns:  # a sweep's nominal IsoFLOP budget (actual FLOPs differ by step rounding)
-        runs["budget"] = frame["budget"].astype(float).to_numpy()
+    for extra in OPTIONAL_COLUMNS:  # a sweep's nominal budget, both FLOP counts, the unique tokens it drew from
+        if extra in frame.columns:
+            runs[extra] = frame[extra].astype(float).to_numpy()
     for k in runs.columns:
         bad = runs.index[~(np.isfinite(runs[k]) & (runs[k] > 0))]
         if len(bad):
@@ -238,6 +242,119 @@ def _theta(law: ParametricLaw) -> np.ndarray:
     return np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta])
 
 
+# the paper's single start p0 = [e, a, b, alpha, beta] = [1, 5, 10, 0.5, 0.5] (ScalingProteinLM,
+# analysis/refit_table_a9.py), as our theta = (log A, log B, log E, alpha, beta)
+PAPER_INIT = np.array([5.0, 10.0, 1.0, 0.5, 0.5])
+
+
+def fit_parametric_both(runs, delta: float = HUBER_DELTA, top_starts: int = 50) -> dict[str, ParametricFit]:
+    """The paper's single-start fit (`--init paper`) and the multi-start fit, side by side: on the paper's
+    CLM data the single start stops in a local optimum that the grid's best starts get below."""
+    return {"paper_init": fit_parametric(runs, delta, top_starts=0, init=PAPER_INIT),
+            "multi_start": fit_parametric(runs, delta, top_starts=top_starts)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Repeated data: Muennighoff et al. 2023 (data-constrained scaling), effective tokens D'
+# ------------------------------------------------------------------------------------------------
+
+MUENNIGHOFF_R_STAR = 15.4  # R_D* fitted by Muennighoff et al. 2023 (Eq. 5) on C4: ~16 epochs before returns vanish
+
+
+def effective_tokens(D, unique, r_star):
+    """D' = U + U R* (1 - exp(-R / R*)), R = D / U - 1 repetitions beyond the first epoch (Muennighoff et al.
+    2023, Eq. 5); D' = D within the first epoch. Repeated tokens are worth less and less, at most U (1 + R*)."""
+    D, U = np.asarray(D, float), np.asarray(unique, float)
+    R = np.maximum(D / U - 1.0, 0.0)
+    return np.where(D > U, U + U * r_star * (1.0 - np.exp(-R / r_star)), D)
+
+
+@dataclass(frozen=True)
+class DataConstrainedLaw:
+    """L(N, D) = E + A / N^alpha + B / D'^beta with D' the effective tokens of `effective_tokens`."""
+
+    law: ParametricLaw
+    r_star: float
+
+    def loss(self, N, D, unique):
+        return self.law.loss(N, effective_tokens(D, unique, self.r_star))
+
+
+def _objective_dc(theta, logN, D, U, logL, delta):
+    """The Huber objective of Eq. 9 with D' for D and its gradient in theta = (a, b, e, alpha, beta, log R*)."""
+    a, b, e, alpha, beta, r = theta
+    rs = np.exp(r)
+    R = np.maximum(D / U - 1.0, 0.0)
+    ex_r = np.exp(-R / rs)
+    rep = D > U
+    Dp = np.where(rep, U + U * rs * (1.0 - ex_r), D)
+    dDp_dr = np.where(rep, U * rs * ((1.0 - ex_r) - (R / rs) * ex_r), 0.0)  # dD'/dR* times R* (chain rule in log R*)
+    loss, grad5 = _objective(theta[:5], logN, np.log(Dp), logL, delta)
+    terms = np.stack([a - alpha * logN, b - beta * np.log(Dp), np.full_like(logN, e)])
+    top = terms.max(axis=0)
+    ex = np.exp(terms - top)
+    resid = top + np.log(ex.sum(axis=0)) - logL
+    w1 = ex[1] / ex.sum(axis=0) * np.clip(resid, -delta, delta)
+    return loss, np.append(grad5, float((w1 * -beta * dDp_dr / Dp).sum()))
+
+
+@dataclass
+class DataConstrainedFit:
+    law: DataConstrainedLaw
+    objective: float
+    plain_objective: float  # the same runs under the one-epoch law (R* -> infinity)
+    n_runs: int
+    repeated_runs: int
+
+    def to_dict(self) -> dict:
+        return {"law": "data_constrained", **asdict(self.law.law), "r_star": self.law.r_star,
+                "objective": self.objective, "plain_objective": self.plain_objective, "n_runs": self.n_runs,
+                "repeated_runs": self.repeated_runs}
+
+
+@single_thread_blas
+def fit_data_constrained(runs, unique_tokens: float | None = None, delta: float = HUBER_DELTA,
+                         top_starts: int = 20) -> DataConstrainedFit:
+    """Fit L = E + A/N^alpha + B/D'^beta and R* (Muennighoff et al.) to runs that repeat their data.
+
+    `unique_tokens` (or the table's `unique_tokens` column) is U. Starts: the best grid points scored at
+    Muennighoff's R* = 15.4, each from R* in {5, 15.4, 50}.
+    """
+    runs = load_runs(runs)
+    U = np.full(len(runs), float(unique_tokens)) if unique_tokens is not None else (
+        runs["unique_tokens"].to_numpy() if "unique_tokens" in runs.columns else None)
+    if U is None or not np.all(np.isfinite(U) & (U > 0)):
+        raise InputError("the data-constrained law needs the number of unique tokens (unique_tokens column or argument)")
+    D = runs["tokens"].to_numpy()
+    repeated = int((D > U).sum())
+    if repeated == 0:
+        raise InputError("no run repeats its data (tokens <= unique tokens everywhere): R* is not identified; "
+                         "fit the one-epoch law instead")
+    _check_enough(len(runs), 6, "the data-constrained law (E, A, B, alpha, beta, R*)")
+    logN, logL = np.log(runs["params"].to_numpy()), np.log(runs["loss"].to_numpy())
+    logDp = np.log(effective_tokens(D, U, MUENNIGHOFF_R_STAR))
+    starts = default_grid()
+    chosen = starts[np.argsort(_grid_scores(starts, logN, logDp, logL, delta))[:top_starts]]
+    scale = 1.0 / (delta**2 * len(logL))
+
+    def scaled(theta):
+        f, g = _objective_dc(theta, logN, D, U, logL, delta)
+        return f * scale, g * scale
+
+    best = None
+    for x0 in chosen:
+        for r0 in (np.log(5.0), np.log(MUENNIGHOFF_R_STAR), np.log(50.0)):
+            res = minimize(scaled, np.append(x0, r0), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
+            if best is None or res.fun < best.fun:
+                best = res
+    a, b, e, alpha, beta, r = best.x
+    law = DataConstrainedLaw(ParametricLaw(float(np.exp(e)), float(np.exp(a)), float(np.exp(b)), float(alpha),
+                                           float(beta)), float(np.exp(r)))
+    plain = fit_parametric(runs[["params", "tokens", "flops", "loss"]], delta, top_starts=min(top_starts, 10))
+    return DataConstrainedFit(law, float(_objective_dc(best.x, logN, D, U, logL, delta)[0]), plain.objective,
+                              len(runs), repeated)
+
+
 PARAMETRIC_NAMES = ("E", "A", "B", "alpha", "beta", "a", "b")
 INTERVAL_METHODS = ("percentile", "basic", "bca")
 
@@ -365,14 +482,20 @@ def budget_groups(runs, rel_tol: float = 0.05) -> np.ndarray:
     return labels
 
 
+ISOFLOP_METHODS = ("raw", "parabola")
+
+
 @dataclass
 class IsoFlopFit:
-    """Per-budget minima and the power laws N_opt = k·C^a, D_opt = k·C^b, L_min = k·C^gamma."""
+    """Per-budget minima and the power laws N_opt = k C^a, D_opt = k C^b (each fitted on its own, so
+    b need not be 1 - a), L_min = k C^gamma; `method` says how each budget's minimum was taken."""
 
-    budgets: list[dict]  # {"flops", "n_opt", "d_opt", "loss_min", "parabola": [c2, c1, c0] | None, "interior", "edge"}
+    budgets: list[dict]  # {"flops", "n_opt", "d_opt", "loss_min", "parabola", "interior", "edge", ...}
     n_opt: PowerLaw
     d_opt: PowerLaw
     loss: PowerLaw
+    method: str = "raw"
+    by_count: dict = field(default_factory=dict)  # FLOP count -> {"a": .., "b": ..} of the same minima
     intervals: dict = field(default_factory=dict)
 
     @property
@@ -389,63 +512,135 @@ class IsoFlopFit:
         return min(c), max(c)
 
     def to_dict(self) -> dict:
-        return {"law": "isoflop", "a": self.a, "b": self.b, "n_opt": asdict(self.n_opt), "d_opt": asdict(self.d_opt),
-                "loss_vs_compute": asdict(self.loss), "budgets": self.budgets, "intervals": self.intervals,
-                "flops_range": list(self.flops_range)}
+        return {"law": "isoflop", "method": self.method, "a": self.a, "b": self.b, "n_opt": asdict(self.n_opt),
+                "d_opt": asdict(self.d_opt), "loss_vs_compute": asdict(self.loss), "by_count": self.by_count,
+                "budgets": self.budgets, "intervals": self.intervals, "flops_range": list(self.flops_range)}
 
 
-def isoflop_minimum(params: np.ndarray, loss: np.ndarray) -> tuple[float, float, list | None]:
-    """Minimum of the parabola L = c2 x^2 + c1 x + c0 in x = log N (raw minimum when it is not convex)."""
-    x = np.log(params)
-    if np.unique(x).size >= 3:
-        c2, c1, c0 = np.polyfit(x, loss, 2)
+def isoflop_minimum(x: np.ndarray, loss: np.ndarray, method: str = "raw") -> tuple[float, float, list | None]:
+    """(x at the minimum, the minimum loss, parabola coefficients or None) of one IsoFLOP profile.
+
+    raw: the lowest-loss run, as the paper (Cheng et al. Sec. 3: "the model size with the lowest loss per
+    budget"). parabola: the vertex of L = c2 (ln x)^2 + c1 ln x + c0 (Hoffmann et al. Approach 2), used
+    only when convex and within half a log-unit of the data; otherwise the raw minimum.
+    """
+    if method not in ISOFLOP_METHODS:
+        raise InputError(f"IsoFLOP minimum method must be one of {', '.join(ISOFLOP_METHODS)}, got {method!r}")
+    x, loss = np.asarray(x, float), np.asarray(loss, float)
+    if method == "parabola" and np.unique(x).size >= 3:
+        lx = np.log(x)
+        c2, c1, c0 = np.polyfit(lx, loss, 2)
         xs = -c1 / (2 * c2) if c2 > 0 else None
-        if xs is not None and x.min() - 0.5 <= xs <= x.max() + 0.5:  # trust the vertex only near the data
+        if xs is not None and lx.min() - 0.5 <= xs <= lx.max() + 0.5:  # trust the vertex only near the data
             return float(np.exp(xs)), float(c0 - c1**2 / (4 * c2)), [float(c2), float(c1), float(c0)]
     i = int(np.argmin(loss))
-    return float(params[i]), float(loss[i]), None
+    return float(x[i]), float(loss[i]), None
 
 
-def fit_isoflop(runs, rel_tol: float = 0.05) -> IsoFlopFit:
-    """IsoFLOP profiles: a parabola in log N per budget, its minimum, then power laws through the minima."""
+def _slope(x, y) -> float:
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0]) if len(x) > 1 else float("nan")
+
+
+def fit_isoflop(runs, rel_tol: float = 0.05, method: str = "raw") -> IsoFlopFit:
+    """IsoFLOP profiles: each budget's minimum in N and, separately, in D (raw or parabola), then power laws.
+
+    When the table carries both FLOP counts (`flops_6nd`, `flops_exact`), `by_count` holds the exponents
+    of the same minima against each count (C of the minimum's own run: 6ND, or with attention and the
+    output layer).
+    """
     runs = load_runs(runs)
     labels = budget_groups(runs, rel_tol)
     budgets = []
     for g in np.unique(labels):
         sub = runs[labels == g]
         c = float(sub["budget"].iloc[0]) if "budget" in sub.columns else float(np.exp(np.log(sub["flops"]).mean()))
-        params, loss = sub["params"].to_numpy(), sub["loss"].to_numpy()
-        n_opt, l_min, parabola = isoflop_minimum(params, loss)
-        best = params[np.argmin(loss)]  # interior: the lowest-loss run is neither the smallest nor the largest
-        budgets.append({"flops": c, "n_opt": n_opt, "d_opt": c / (6 * n_opt), "loss_min": l_min,
-                        "parabola": parabola, "runs": int(len(sub)),
-                        "interior": bool(params.min() < best < params.max()),
-                        "edge": None if params.min() < best < params.max() else
-                        ("smallest" if best == params.min() else "largest")})
+        params, tokens, loss = (sub[k].to_numpy() for k in ("params", "tokens", "loss"))
+        n_opt, l_min, parabola = isoflop_minimum(params, loss, method)
+        d_opt = isoflop_minimum(tokens, loss, method)[0]  # D_opt from its own profile, not C / 6 N_opt
+        i = int(np.argmin(loss))
+        best = params[i]  # interior: the lowest-loss run is neither the smallest nor the largest
+        row = {"flops": c, "n_opt": n_opt, "d_opt": d_opt, "loss_min": l_min, "parabola": parabola,
+               "runs": int(len(sub)), "interior": bool(params.min() < best < params.max()),
+               "edge": None if params.min() < best < params.max() else ("smallest" if best == params.min() else "largest"),
+               "flops_6nd_at_min": 6.0 * n_opt * d_opt}
+        for count in ("flops_exact", "flops_6nd"):
+            if count in sub.columns:  # the minimum run's own compute under each count (raw), or 6 N D at the vertex
+                row[f"{count}_at_min"] = float(sub[count].iloc[i]) if method == "raw" else (
+                    6.0 * n_opt * d_opt if count == "flops_6nd" else c)
+        budgets.append(row)
     if len(budgets) < 2:
         raise InputError(f"IsoFLOP fitting needs runs at 2 or more compute budgets, got {len(budgets)}")
     c = [g["flops"] for g in budgets]
-    return IsoFlopFit(budgets, fit_power_law(c, [g["n_opt"] for g in budgets]),
-                      fit_power_law(c, [g["d_opt"] for g in budgets]), fit_power_law(c, [g["loss_min"] for g in budgets]))
+    n, d = [g["n_opt"] for g in budgets], [g["d_opt"] for g in budgets]
+    by_count = {count.removeprefix("flops_"): {"a": _slope([g[f"{count}_at_min"] for g in budgets], n),
+                                               "b": _slope([g[f"{count}_at_min"] for g in budgets], d)}
+                for count in ("flops_exact", "flops_6nd") if f"{count}_at_min" in budgets[0]}
+    return IsoFlopFit(budgets, fit_power_law(c, n), fit_power_law(c, d),
+                      fit_power_law(c, [g["loss_min"] for g in budgets]), method, by_count)
 
 
-def bootstrap_isoflop(runs, fit: IsoFlopFit, n_boot: int = 500, seed: int = 0, rel_tol: float = 0.05,
-                      level: float = 0.95) -> dict:
-    """Resample runs within each budget (stratified bootstrap) and refit the exponents a, b."""
+def isoflop_replicates(runs, n_boot: int = 500, seed: int = 0, rel_tol: float = 0.05,
+                       method: str = "raw") -> dict[str, np.ndarray]:
+    """Stratified bootstrap (runs resampled within each budget): replicates of a, b and, when the table
+    has both FLOP counts, a and b under each count (`a_6nd`, `a_exact`, ...)."""
     runs = canonical_order(load_runs(runs))
     labels = budget_groups(runs, rel_tol)
     rng = np.random.default_rng(seed)
-    a_s, b_s = [], []
+    reps: dict[str, list] = {}
     for _ in range(n_boot):
         idx = np.concatenate([rng.choice(np.flatnonzero(labels == g), (labels == g).sum()) for g in np.unique(labels)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            f = fit_isoflop(runs.iloc[idx], rel_tol)
-        a_s.append(f.a)
-        b_s.append(f.b)
+            f = fit_isoflop(runs.iloc[idx], rel_tol, method)
+        values = {"a": f.a, "b": f.b, **{f"{k}_{count}": v for count, ab in f.by_count.items() for k, v in ab.items()}}
+        for k, v in values.items():
+            reps.setdefault(k, []).append(v)
+    return {k: np.array(v) for k, v in reps.items()}
+
+
+def bootstrap_isoflop(runs, fit: IsoFlopFit, n_boot: int = 500, seed: int = 0, rel_tol: float = 0.05,
+                      level: float = 0.95) -> dict:
+    """Percentile intervals of the exponents from `isoflop_replicates`; sets `fit.intervals`."""
+    reps = isoflop_replicates(runs, n_boot, seed, rel_tol, fit.method)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    fit.intervals = {"a": np.percentile(a_s, q).tolist(), "b": np.percentile(b_s, q).tolist()}
+    fit.intervals = {k: np.nanpercentile(v, q).tolist() for k, v in reps.items()}
     return fit.intervals
+
+
+# ------------------------------------------------------------------------------------------------
+# The paper's released IsoFLOP table (ScalingProteinLM, analysis/results/isoflop_points.csv)
+# ------------------------------------------------------------------------------------------------
+
+PAPER_TABLE_COLUMNS = ("objective", "budget_flops", "model_size_label", "N_params", "final_validation_loss")
+
+
+def load_paper_isoflop_table(path, objective: str):
+    """The (budget, model size, final loss) table behind the paper's IsoFLOP figure, in the format its
+    repository releases (columns objective, budget_flops, model_size_label, N_params,
+    final_validation_loss), as a runs table for one objective (CLM or MLM): tokens = C / (6 N), as the
+    paper's C = 6ND. Read from the user's path; the data are not shipped (the repository has no licence).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"IsoFLOP table {path} does not exist: give the paper's isoflop_points.csv (columns "
+                         f"{', '.join(PAPER_TABLE_COLUMNS)})")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not a CSV table: {str(err).splitlines()[0]}") from err
+    missing = [c for c in PAPER_TABLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path} lacks columns {missing}: the paper's table has {', '.join(PAPER_TABLE_COLUMNS)}")
+    sub = frame[frame["objective"].astype(str).str.lower() == objective.lower()]
+    if sub.empty:
+        found = sorted(frame["objective"].astype(str).unique())
+        raise InputError(f"{path} has no rows for objective {objective!r} (found {found})")
+    c = pd.to_numeric(sub["budget_flops"], errors="coerce").to_numpy(float)
+    n = pd.to_numeric(sub["N_params"], errors="coerce").to_numpy(float)
+    loss = pd.to_numeric(sub["final_validation_loss"], errors="coerce").to_numpy(float)
+    return load_runs(pd.DataFrame({"params": n, "tokens": c / (6.0 * n), "flops": c, "loss": loss, "budget": c}))
 
 
 @single_thread_blas

@@ -117,3 +117,91 @@ def plan(flops: float, objective: str = "clm", fit: dict | str | os.PathLike | N
         warnings.warn(f"budget {flops:.3g} FLOPs is outside the fitted range [{rng[0]:.3g}, {rng[1]:.3g}]: "
                       "the plan is an extrapolation", ExtrapolationWarning, stacklevel=2)
     return Plan(objective, float(flops), float(n), float(d), n_iv, d_iv, name, source, extrapolated)
+
+
+# ------------------------------------------------------------------------------------------------
+# The CLM -> MLM compute split (Cheng et al. Sec. 4: how much of a budget goes to CLM pre-training)
+# ------------------------------------------------------------------------------------------------
+
+# [V] a figure caption of the paper (10-20% of compute on CLM pre-training); [3P] the 470M example
+PAPER_SPLIT = {"clm_share_range": [0.10, 0.20],
+               "source": "Cheng et al. 2024, Sec. 4 (figure caption: 10-20% of the compute on CLM pre-training)",
+               "example": {"params": 470e6, "clm_tokens": 21e9, "mlm_tokens": 85e9, "clm_share": 21 / 106,
+                           "source": "third-party summary of the paper (470M MLM: 21B CLM + 85B MLM tokens vs 106B "
+                                     "from scratch at equal FLOPs)"}}
+SPLIT_ASSUMPTIONS = (
+    "one model size N for both stages (CLM pre-training then MLM), the same FLOPs per token in both",
+    "the transferred MLM after D_f tokens has the loss a scratch MLM has after D_f + D_t tokens (effectively "
+    "transferred tokens, Hernandez et al. 2021)",
+    "D_t = k D_f^alpha N^beta D_c^gamma with D_c the CLM pre-training tokens (fitted on the transfer experiment)",
+    "the scratch MLM loss follows L = k D^p in tokens at that size (fitted on its scratch learning curve)",
+    "no transfer law (too few checkpoints with D_t > 0) means no CLM share: pre-training does not pay",
+)
+
+
+@dataclass(frozen=True)
+class ComputeSplit:
+    flops: float
+    params: float
+    clm_share: float
+    clm_tokens: float
+    mlm_tokens: float
+    loss: float
+    scratch_loss: float  # the whole budget on MLM from scratch
+    transfer_law: dict | None
+    reason: str
+    assumptions: tuple
+    paper: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_loss(share, flops: float, size: dict, law: dict | None) -> np.ndarray:
+    """MLM loss when `share` of `flops` pre-trains a CLM of this size and the rest trains the MLM."""
+    share = np.asarray(share, float)
+    total = flops / size["flops_per_token"]
+    d_c, d_f = share * total, (1.0 - share) * total
+    d_t = 0.0 if law is None else law["k"] * d_f ** law["alpha"] * size["params"] ** law["beta"] * np.where(
+        d_c > 0, d_c, 1.0) ** law.get("gamma", 0.0) * (d_c > 0)
+    effective = d_f + d_t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(effective > 0, size["scratch"]["k"] * np.maximum(effective, 1e-300) ** size["scratch"]["p"], np.inf)
+
+
+def plan_compute_split(flops: float, fit: dict | str | os.PathLike, params: float | None = None) -> ComputeSplit:
+    """The CLM share of `flops` that minimises the MLM loss (grid of 1,000 shares in [0, 0.999])."""
+    from scipy.optimize import minimize_scalar
+
+    if not (np.isfinite(flops) and flops > 0):
+        raise InputError(f"the compute budget must be positive, got {flops}")
+    if not isinstance(fit, dict):
+        path = Path(fit)
+        if not path.is_file():
+            raise InputError(f"transfer fit {path} does not exist: `tenfold plmscale reproduce` writes transfer_fit.json "
+                             "beside its result")
+        from tenfold.core.io import read_json
+
+        fit = read_json(path)
+    if not isinstance(fit, dict) or fit.get("law") != "transfer_split" or not fit.get("sizes"):
+        raise InputError("the fit is not a transfer_split fit (a transfer_fit.json from `plmscale reproduce`)")
+    sizes = {float(k): v for k, v in fit["sizes"].items()}
+    n = max(sizes) if params is None else float(params)
+    if n not in sizes:
+        raise InputError(f"--params {params:g} is not a size of the transfer fit: choose one of "
+                         f"{', '.join(f'{s:g}' for s in sorted(sizes))}")
+    size, law = {**sizes[n], "params": n}, fit.get("transfer")
+    grid = np.linspace(0.0, 0.999, 1000)
+    losses = split_loss(grid, flops, size, law)
+    i = int(np.argmin(losses))
+    share = float(grid[i])
+    if law is not None and 0 < i < len(grid) - 1:  # refine between the grid neighbours
+        res = minimize_scalar(lambda s: float(split_loss(s, flops, size, law)), bounds=(grid[i - 1], grid[i + 1]),
+                              method="bounded")
+        share = float(res.x) if res.fun <= losses[i] else share
+    reason = fit.get("transfer_error") or "" if law is None else "minimum of the MLM loss over the CLM share"
+    total = flops / size["flops_per_token"]
+    return ComputeSplit(float(flops), n, share, share * total, (1 - share) * total,
+                        float(split_loss(share, flops, size, law)), float(split_loss(0.0, flops, size, law)), law,
+                        reason or "no transfer law: CLM pre-training does not pay at this scale", SPLIT_ASSUMPTIONS,
+                        PAPER_SPLIT)

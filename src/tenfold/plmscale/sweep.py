@@ -1,14 +1,21 @@
 """IsoFLOP sweeps of tiny protein language models: CLM (LLaMA class) and MLM (ESM class).
 
-For each compute budget C and model shape, the run trains on D = C / (6N) tokens (N non-embedding
-parameters; Cheng et al. Sec. 3 use the same 6ND for CLM and MLM) with the paper's schedule shape
-(AdamW, beta2 0.95, weight decay 0.1, clip 1.0, 2.5% linear warm-up, cosine decay to lr/10 over the
-run's own budget; MLM masks 15% BERT-style 80/10/10) and logs its final validation loss to a runs CSV.
-A sweep skips the runs already in its CSV, so an interrupted sweep resumes where it stopped.
+For each compute budget C and model shape, the run trains on D = C / (FLOPs per token) tokens with the
+paper's schedule shape (AdamW, beta2 0.95, weight decay 0.1, clip 1.0, 2.5% linear warm-up, cosine
+decay to lr/10 over the run's own budget; MLM masks 15% BERT-style 80/10/10) and records its final
+validation loss. FLOPs per token (`flops_per_token`): the paper's 6N (Sec. 3), or by default the
+exact count that adds attention over the context and the tied output layer, which 6N leaves out and
+which dominate at these tiny sizes.
+
+A sweep is a fixed list of jobs (`core.jobs`): each run writes its own file OUT/runs/<id>.json
+(atomically), so a scheduler's job array can run them anywhere (`--run-index I`), a killed sweep
+reruns only the missing ones, and `gather` writes OUT/runs.csv from the files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -18,15 +25,17 @@ from pathlib import Path
 import torch
 
 from tenfold.core.errors import InputError
-from tenfold.core.io import atomic_write_text
+from tenfold.core.io import atomic_write_json, atomic_write_text, read_json
+from tenfold.core.jobs import Job
 from tenfold.core.progress import progress
 from tenfold.core.runtime import torch_threads
 from tenfold.data.fasta import ALPHABET, ProteinSet, check_sequence
 
 OBJECTIVES = ("clm", "mlm")
+FLOP_COUNTS = ("exact", "6nd")
 SPECIALS = ("<pad>", "<cls>", "<eos>", "<mask>", "<unk>")
-CSV_COLUMNS = ("objective", "hidden", "layers", "budget", "seed", "params", "tokens", "flops", "loss", "steps",
-               "epochs", "seconds")
+CSV_COLUMNS = ("objective", "hidden", "layers", "budget", "seed", "params", "tokens", "flops", "flops_6nd",
+               "flops_exact", "unique_tokens", "loss", "steps", "epochs", "seconds")
 
 
 class AminoAcidTokenizer:
@@ -76,23 +85,28 @@ def pack(seqs: list[str], tok: AminoAcidTokenizer, seq_len: int, max_windows: in
     return torch.from_numpy(ids[: n * seq_len].astype(np.int64)).view(n, seq_len)
 
 
+# per-budget shape windows of the quick profile: each brackets that budget's minimum under the exact
+# FLOP count (docs/plmscale.md, "calibration"); (budget, shapes) for every objective, (budget, shapes,
+# objective) for one
+QUICK_WINDOWS = (
+    (2e9, ((2, 1), (4, 1), (6, 1)), "clm"),
+    (6e9, ((2, 1), (4, 1), (6, 1)), "clm"),
+    (2e10, ((4, 1), (6, 1), (8, 1)), "clm"),
+    (2e9, ((4, 1), (6, 1), (8, 1)), "mlm"),
+    (6e9, ((4, 1), (6, 1), (8, 1)), "mlm"),
+    (2e10, ((6, 1), (8, 1), (12, 1)), "mlm"),
+)
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """Defaults: the quick profile on 2 CPU cores (budgets far below the paper's 1e18..1e21)."""
 
-    budgets: tuple[float, ...] = (1e10, 3e10, 1e11)
-    shapes: tuple[tuple[int, int], ...] = ((8, 1), (12, 1), (16, 1), (24, 1))  # (hidden, layers)
-    # per-budget shape windows that replace `shapes` at that budget: (budget, shapes) for every objective,
-    # (budget, shapes, objective) for one. An IsoFLOP grid should bracket each budget's optimum, which
-    # moves to larger models as the budget grows (and is larger for MLM than CLM here). These bracket the
-    # measured minima of the quick profile (docs/plmscale.md).
-    budget_shapes: tuple[tuple, ...] = (
-        (1e10, ((4, 1), (6, 1), (8, 1), (12, 1)), "clm"),
-        (3e10, ((4, 1), (6, 1), (8, 1), (12, 1)), "clm"),
-        (1e10, ((6, 1), (8, 1), (12, 1), (16, 1)), "mlm"),
-        (3e10, ((6, 1), (8, 1), (12, 1), (16, 1)), "mlm"),
-        (1e11, ((8, 1), (12, 1), (16, 1), (24, 1))),
-    )
+    budgets: tuple[float, ...] = (2e9, 6e9, 2e10)
+    shapes: tuple[tuple[int, int], ...] = ((4, 1), (6, 1), (8, 1), (12, 1))  # (hidden, layers)
+    # per-budget shape windows that replace `shapes` at that budget (an IsoFLOP grid should bracket each
+    # budget's optimum, which moves to larger models as the budget grows)
+    budget_shapes: tuple[tuple, ...] = QUICK_WINDOWS
     objectives: tuple[str, ...] = OBJECTIVES
     seq_len: int = 128
     batch_size: int = 16
@@ -103,6 +117,7 @@ class SweepConfig:
     seed: int = 0
     threads: int = 1  # tiny models gain nothing from intra-op threads, and lose a lot on a shared CPU
     workers: int = 1  # runs trained at once, one process each (results do not depend on it)
+    flops: str = "exact"  # how a budget becomes tokens: "exact" (attention and output layer too) or "6nd"
 
     def grid(self, objective: str | None = None) -> list[tuple[float, int, int]]:
         """Every (budget, hidden, layers) of the sweep for `objective` (None: windows shared by all)."""
@@ -166,11 +181,32 @@ def learning_rate(step: int, steps: int, warmup: int, peak: float, schedule: str
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def objective_loss(model, objective: str, x: torch.Tensor, tok, cfg, gen: torch.Generator) -> torch.Tensor:
-    """Next-token loss (CLM) or BERT-masked loss with `cfg.mask_prob` (MLM) of one batch of windows."""
+def flops_per_token(params: int, layers: int, hidden: int, seq_len: int, vocab: int, count: str = "exact") -> float:
+    """Training FLOPs per token (forward + backward = 3 x forward).
+
+    6nd: 6 N, N the non-embedding parameters (Cheng et al. Sec. 3; Kaplan et al. 2020). exact: adds the
+    attention scores and the mixing of values, 2 L T d per token forward (Kaplan et al. Table 1, the full
+    T x T matrix is computed, causal or not), and the tied output layer over the vocabulary, 2 V d: at 268
+    non-embedding parameters this is 3.4x the 6 N count, at 9,288 1.4x.
+    """
+    if count not in FLOP_COUNTS:
+        raise InputError(f"--flops must be one of {', '.join(FLOP_COUNTS)}, got {count!r}")
+    extra = layers * seq_len * hidden + vocab * hidden if count == "exact" else 0
+    return 6.0 * (params + extra)
+
+
+def objective_loss(model, objective: str, x: torch.Tensor, tok, cfg, gen: torch.Generator, rows=None) -> torch.Tensor:
+    """Next-token loss (CLM) or BERT-masked loss with `cfg.mask_prob` (MLM) of one batch of windows.
+
+    `rows`: this process's share of the batch (masks are drawn for the whole batch first, so a
+    data-parallel run masks exactly as a single process does).
+    """
     if objective == "clm":
+        x = x if rows is None else x[rows]
         return model(input_ids=x, labels=x).loss
     inputs, labels = mask_tokens(x, tok, cfg.mask_prob, gen)
+    if rows is not None:
+        inputs, labels = inputs[rows], labels[rows]
     return model(input_ids=inputs, labels=labels).loss
 
 
@@ -178,8 +214,9 @@ def objective_loss(model, objective: str, x: torch.Tensor, tok, cfg, gen: torch.
 def evaluate(model, objective: str, valid: torch.Tensor, tok, cfg: SweepConfig) -> float:
     """Mean validation loss on fixed windows (and a fixed mask for MLM)."""
     model.eval()
+    device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(12345)
-    losses = [objective_loss(model, objective, valid[i: i + 32], tok, cfg, gen).item()
+    losses = [objective_loss(model, objective, valid[i: i + 32].to(device), tok, cfg, gen).item()
               for i in range(0, len(valid), 32)]
     model.train()
     return float(sum(losses) / len(losses))
@@ -187,35 +224,150 @@ def evaluate(model, objective: str, valid: torch.Tensor, tok, cfg: SweepConfig) 
 
 def train_run(objective: str, hidden: int, layers: int, budget: float, train: torch.Tensor, valid: torch.Tensor,
               cfg: SweepConfig, seed: int) -> dict:
-    """Train one model on D = budget / (6N) tokens; return its runs-table row."""
+    """Train one model on the tokens `budget` buys (FLOPs per token by `cfg.flops`); return its runs row.
+
+    The loop runs through `core.accel` (device, mixed precision, data parallel); one process gives the
+    same numbers as a plain loop.
+    """
+    from tenfold.core.accel import accelerator, local_slice
+
     tok = AminoAcidTokenizer()
     torch.manual_seed(seed)
     model = build_model(objective, hidden, layers, len(tok), cfg.seq_len, tok)
     n = non_embedding_params(model)
+    per_token = {c: flops_per_token(n, layers, hidden, cfg.seq_len, len(tok), c) for c in FLOP_COUNTS}
     tokens_per_step = cfg.batch_size * cfg.seq_len
-    steps = max(1, math.ceil(budget / (6 * n) / tokens_per_step))
+    steps = max(1, math.ceil(budget / per_token[cfg.flops] / tokens_per_step))
     warmup = max(1, round(cfg.warmup_fraction * steps))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    acc = accelerator()
+    model, opt = acc.prepare(model, opt)
+    rows = local_slice(torch.arange(cfg.batch_size), acc)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     model.train()
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, steps, warmup, cfg.lr)
-        rows = torch.randint(0, len(train), (cfg.batch_size,), generator=gen)
-        loss = objective_loss(model, objective, train[rows], tok, cfg, gen)
+        batch = train[torch.randint(0, len(train), (cfg.batch_size,), generator=gen)].to(acc.device)
+        loss = objective_loss(model, objective, batch, tok, cfg, gen, rows)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     tokens = steps * tokens_per_step
+    unique = int(train.numel())
     return {"objective": objective, "hidden": hidden, "layers": layers, "budget": budget, "seed": seed, "params": n,
-            "tokens": tokens, "flops": 6.0 * n * tokens, "loss": evaluate(model, objective, valid, tok, cfg),
-            "steps": steps, "epochs": tokens / train.numel(), "seconds": round(time.perf_counter() - start, 2)}
+            "tokens": tokens, "flops": per_token[cfg.flops] * tokens, "flops_6nd": per_token["6nd"] * tokens,
+            "flops_exact": per_token["exact"] * tokens, "unique_tokens": unique,
+            "loss": evaluate(acc.unwrap_model(model), objective, valid, tok, cfg), "steps": steps,
+            "epochs": tokens / unique, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _key(row: dict) -> tuple:
-    return (row["objective"], int(row["hidden"]), int(row["layers"]), float(row["budget"]), int(row["seed"]))
+# ------------------------------------------------------------------------------------------------
+# The sweep as a job list: one file per run, gathered into runs.csv
+# ------------------------------------------------------------------------------------------------
+
+
+def sweep_jobs(cfg: SweepConfig) -> list[Job]:
+    """Every (objective, budget, shape) of the sweep, in a fixed order (the run index of `--run-index`)."""
+    for o in cfg.objectives:
+        if o not in OBJECTIVES:
+            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {o!r}")
+    flops_per_token(1, 1, 1, 1, 1, cfg.flops)  # checks the count's name
+    return [Job(f"{o}-{h}x{layer}-C{c:.3g}-seed{cfg.seed}",
+                {"objective": o, "hidden": h, "layers": layer, "budget": c, "seed": cfg.seed})
+            for o in cfg.objectives for c, h, layer in cfg.grid(o)]
+
+
+def config_key(cfg: SweepConfig, proteins: ProteinSet) -> str:
+    """A short hash of everything that changes a run's numbers (not its place in the grid, not workers)."""
+    keep = {k: v for k, v in asdict(cfg).items() if k not in ("budgets", "shapes", "budget_shapes", "objectives",
+                                                                "workers", "threads", "seed")}
+    keep["data"] = [proteins.name, proteins.n_residues, len(proteins.train)]
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _run_file(out: Path, job: Job) -> Path:
+    return Path(out) / "runs" / f"{job.id}.json"
+
+
+def read_run(path: Path, key: str) -> dict:
+    """A finished run's row, refusing a file from another configuration."""
+    record = read_json(path)
+    if not isinstance(record, dict) or "row" not in record or record.get("config_key") != key:
+        raise InputError(f"{path} holds a run of another sweep configuration (or is not a run file): choose a new "
+                         "--out, or delete that folder to start over")
+    return record["row"]
+
+
+def run_job(job: Job, out: Path, train: torch.Tensor, valid: torch.Tensor, cfg: SweepConfig, key: str) -> dict:
+    """Train one job and write OUT/runs/<id>.json atomically (only the main process writes)."""
+    from tenfold.core.runtime import is_main_process
+
+    p = job.params
+    row = train_run(p["objective"], p["hidden"], p["layers"], p["budget"], train, valid, cfg, p["seed"])
+    if is_main_process():
+        atomic_write_json(_run_file(out, job), {"job": job.id, "config_key": key, "row": row})
+    return row
+
+
+def prepare_data(proteins: ProteinSet, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    tok = AminoAcidTokenizer()
+    return pack(proteins.train, tok, cfg.seq_len), pack(proteins.valid, tok, cfg.seq_len, cfg.valid_windows)
+
+
+def run_sweep(proteins: ProteinSet, out: str | os.PathLike, cfg: SweepConfig = SweepConfig(),
+              max_runs: int | None = None, only: int | None = None) -> list[dict]:
+    """Run every job of the sweep whose file OUT/runs/<id>.json is missing; return the rows of all
+    finished jobs (in job order) and write OUT/runs.csv when every job is done.
+
+    `max_runs` stops after that many new runs (what an interruption looks like; rerun to resume);
+    `only` runs job `only` alone (a scheduler's array task). With `cfg.workers > 1` the runs train in
+    that many processes, the costliest first; every run seeds its own initialisation, batches and
+    masks, so the rows do not depend on the number of workers.
+    """
+    from tenfold.core.jobs import select_job
+
+    if cfg.workers < 1:
+        raise InputError(f"workers must be at least 1, got {cfg.workers}")
+    out = Path(out)
+    jobs = sweep_jobs(cfg)
+    key = config_key(cfg, proteins)
+    done = {j.id: read_run(_run_file(out, j), key) for j in jobs if _run_file(out, j).is_file()}
+    todo = [select_job(jobs, only)] if only is not None else [j for j in jobs if j.id not in done]
+    todo = [j for j in todo if j.id not in done][: max_runs]
+    train, valid = prepare_data(proteins, cfg)
+    if cfg.workers == 1 or len(todo) <= 1:
+        with torch_threads(cfg.threads):
+            for job in progress(todo, desc="plmscale sweep"):
+                done[job.id] = run_job(job, out, train, valid, cfg, key)
+    else:
+        todo.sort(key=lambda j: -j.params["budget"] / j.params["hidden"])  # about the run's steps: longest first
+        with worker_pool(train, valid, cfg, min(cfg.workers, len(todo))) as pool:
+            runs = pool.imap_unordered(_worker_job, [(j, str(out), key) for j in todo])
+            for job_id, row in progress(runs, total=len(todo), desc="plmscale sweep"):
+                done[job_id] = row
+    rows = [done[j.id] for j in jobs if j.id in done]
+    if len(rows) == len(jobs):
+        write_runs_csv(out / "runs.csv", rows)
+    return rows
+
+
+def gather(out: str | os.PathLike) -> list[dict]:
+    """Every run file under OUT/runs (one configuration) -> OUT/runs.csv; return the rows."""
+    folder = Path(out) / "runs"
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        raise InputError(f"{folder} holds no run files: run `tenfold plmscale sweep --out {out}` first")
+    records = [read_json(f) for f in files]
+    keys = {r.get("config_key") if isinstance(r, dict) else None for r in records}
+    if len(keys) != 1 or None in keys or not all("row" in r for r in records):
+        raise InputError(f"{folder} mixes runs of {len(keys)} sweep configurations (or holds other files): gather "
+                         "one configuration per folder")
+    rows = [r["row"] for r in records]
+    write_runs_csv(Path(out) / "runs.csv", rows)
+    return rows
 
 
 def read_runs_csv(path: Path) -> list[dict]:
@@ -235,47 +387,13 @@ def write_runs_csv(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def run_sweep(proteins: ProteinSet, runs_csv: str | os.PathLike, cfg: SweepConfig = SweepConfig(),
-              max_runs: int | None = None) -> list[dict]:
-    """Run every (objective, budget, shape) not yet in `runs_csv`; append each finished run to it.
-
-    `max_runs` stops after that many new runs (what an interruption looks like; rerun to resume). With
-    `cfg.workers > 1` the runs train in that many processes, the costliest first; every run seeds its own
-    initialisation, batches and masks, so the rows do not depend on the number of workers.
-    """
-    for o in cfg.objectives:
-        if o not in OBJECTIVES:
-            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {o!r}")
-    if cfg.workers < 1:
-        raise InputError(f"workers must be at least 1, got {cfg.workers}")
-    path = Path(runs_csv)
-    rows = read_runs_csv(path)
-    done = {_key(r) for r in rows}
-    tok = AminoAcidTokenizer()
-    train = pack(proteins.train, tok, cfg.seq_len)
-    valid = pack(proteins.valid, tok, cfg.seq_len, cfg.valid_windows)
-    todo = [(o, h, layer, c) for o in cfg.objectives for c, h, layer in cfg.grid(o)
-            if (o, h, layer, c, cfg.seed) not in done]
-    if max_runs is not None:
-        todo = todo[:max_runs]
-    if cfg.workers == 1 or len(todo) <= 1:
-        with torch_threads(cfg.threads):
-            for o, h, layer, c in progress(todo, desc="plmscale sweep"):
-                rows.append(train_run(o, h, layer, c, train, valid, cfg, cfg.seed))
-                write_runs_csv(path, rows)
-        return rows
-    todo.sort(key=lambda t: -t[3] / t[1])  # about the run's optimiser steps: longest first, for balance
-    with worker_pool(train, valid, cfg, min(cfg.workers, len(todo))) as pool:
-        for row in progress(pool.imap_unordered(_worker_run, todo), total=len(todo), desc="plmscale sweep"):
-            rows.append(row)
-            write_runs_csv(path, rows)
-    return rows
-
-
 WORKER: dict = {}  # in a pool's worker process: the packed train/valid windows and the config
 
 
-def _init_worker(train: torch.Tensor, valid: torch.Tensor, cfg) -> None:
+def _init_worker(train: torch.Tensor, valid: torch.Tensor, cfg, settings: dict) -> None:
+    from tenfold.core.runtime import configure
+
+    configure(**settings)  # the parent's --device and --mixed-precision
     torch.set_num_threads(cfg.threads)
     WORKER.update(train=train.long(), valid=valid.long(), cfg=cfg)
 
@@ -285,14 +403,17 @@ def worker_pool(train: torch.Tensor, valid: torch.Tensor, cfg, processes: int):
     threads; spawned, not forked, since torch has started its thread pools here."""
     import multiprocessing as mp
 
+    from tenfold.core.runtime import mixed_precision_setting, pick_device
+
+    settings = {"device": str(pick_device()), "mixed_precision": mixed_precision_setting()}
     return mp.get_context("spawn").Pool(processes, initializer=_init_worker,
-                                        initargs=(train.to(torch.uint8), valid.to(torch.uint8), cfg))
+                                        initargs=(train.to(torch.uint8), valid.to(torch.uint8), cfg, settings))
 
 
-def _worker_run(job: tuple) -> dict:
-    o, h, layer, c = job
+def _worker_job(args: tuple) -> tuple[str, dict]:
+    job, out, key = args
     w = WORKER
-    return train_run(o, h, layer, c, w["train"], w["valid"], w["cfg"], w["cfg"].seed)
+    return job.id, run_job(job, Path(out), w["train"], w["valid"], w["cfg"], key)
 
 
 def config_dict(cfg: SweepConfig) -> dict:

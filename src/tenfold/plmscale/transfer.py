@@ -50,30 +50,37 @@ def effectively_transferred_tokens(finetune_tokens, finetune_loss, scratch_token
 
 @dataclass(frozen=True)
 class TransferLaw:
-    """D_t = k · D_f^alpha · N^beta."""
+    """D_t = k · D_f^alpha · N^beta (Hernandez et al. 2021, pre-training fixed), times D_c^gamma when the
+    CLM pre-training amount D_c varies (ours: the dependence the compute-split planner needs)."""
 
     k: float
     alpha: float
     beta: float
+    gamma: float = 0.0
 
-    def transferred_tokens(self, finetune_tokens, params):
-        return self.k * np.asarray(finetune_tokens, float) ** self.alpha * np.asarray(params, float) ** self.beta
+    def transferred_tokens(self, finetune_tokens, params, clm_tokens=1.0):
+        return (self.k * np.asarray(finetune_tokens, float) ** self.alpha * np.asarray(params, float) ** self.beta
+                * np.asarray(clm_tokens, float) ** self.gamma)
 
     def to_dict(self) -> dict:
         return {"law": "transfer", **asdict(self)}
 
 
-def fit_transfer_law(finetune_tokens, params, transferred_tokens) -> TransferLaw:
-    """Least squares of log D_t = log k + alpha log D_f + beta log N over points with D_t > 0."""
+def fit_transfer_law(finetune_tokens, params, transferred_tokens, clm_tokens=None) -> TransferLaw:
+    """Least squares of log D_t = log k + alpha log D_f + beta log N (+ gamma log D_c) over points with D_t > 0."""
     d_f, n, d_t = (np.asarray(x, float) for x in (finetune_tokens, params, transferred_tokens))
-    ok = (d_t > 0) & (d_f > 0) & (n > 0)
-    if ok.sum() < 4:
-        raise InputError(f"the transfer law has 3 parameters; it needs at least 4 points with D_t > 0, got {int(ok.sum())}")
-    X = np.column_stack([np.ones(ok.sum()), np.log(d_f[ok]), np.log(n[ok])])
-    if np.linalg.matrix_rank(X) < 3:
-        raise InputError("the transfer points need at least 2 distinct model sizes and 2 distinct token counts")
+    d_c = None if clm_tokens is None else np.asarray(clm_tokens, float)
+    ok = (d_t > 0) & (d_f > 0) & (n > 0) & (True if d_c is None else d_c > 0)
+    cols = 3 if d_c is None else 4
+    if ok.sum() < cols + 1:
+        raise InputError(f"the transfer law has {cols} parameters; it needs at least {cols + 1} points with D_t > 0, "
+                         f"got {int(ok.sum())}")
+    X = np.column_stack([np.ones(ok.sum()), np.log(d_f[ok]), np.log(n[ok]), *([] if d_c is None else [np.log(d_c[ok])])])
+    if np.linalg.matrix_rank(X) < cols:
+        raise InputError("the transfer points need at least 2 distinct model sizes and 2 distinct token counts"
+                         + ("" if d_c is None else " and 2 distinct CLM pre-training amounts"))
     coef, *_ = np.linalg.lstsq(X, np.log(d_t[ok]), rcond=None)
-    return TransferLaw(float(np.exp(coef[0])), float(coef[1]), float(coef[2]))
+    return TransferLaw(float(np.exp(coef[0])), float(coef[1]), float(coef[2]), float(coef[3]) if d_c is not None else 0.0)
 
 
 def loss_vs_compute(flops, loss) -> PowerLaw:

@@ -1,9 +1,11 @@
 """A tiny CLM -> MLM transfer experiment feeding transfer.py with real learning curves (Cheng et al. Sec. 4).
 
-Per model size: pre-train a causal LM on `clm_tokens`, then train two MLMs on the same batches and masks,
-one from scratch and one initialised from the CLM, logging validation MLM loss at log-spaced token
-counts. `effectively_transferred_tokens` turns the two curves into D_t = D_e - D_f, and with two or more
-sizes `fit_transfer_law` fits D_t = k * D_f^alpha * N^beta.
+Per model size: an MLM learning curve from scratch and, for each CLM pre-training amount D_c, a causal
+LM pre-trained on D_c tokens (its own cosine schedule) and an MLM learning curve from its weights, on
+the same batches and masks as scratch, logging validation MLM loss at log-spaced token counts.
+`effectively_transferred_tokens` turns each pair of curves into D_t = D_e - D_f, and `fit_transfer_law`
+fits D_t = k * D_f^alpha * N^beta (Hernandez et al.), times D_c^gamma when the CLM amounts vary: the
+dependence on D_c is what the compute-split planner needs.
 
 Backbone: the sweep's CLM (LLaMA) and MLM (ESM) weights do not map one to one, so here both objectives
 use the same ESM encoder: the CLM is that encoder with a causal attention mask (`is_decoder=True`),
@@ -34,7 +36,7 @@ from tenfold.plmscale.sweep import (
     worker_pool,
 )
 
-MIN_POSITIVE_FRACTION = 0.5  # fit D_t = k D_f^alpha N^beta only when most checkpoints show a transfer gain
+MIN_POSITIVE_FRACTION = 0.5  # fit the transfer law only when most checkpoints show a transfer gain
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,9 @@ class TransferConfig:
     """The quick profile's transfer experiment (the paper's: 470M-10.7B models, 10B-200B+ tokens)."""
 
     shapes: tuple[tuple[int, int], ...] = ((8, 1), (16, 1))  # (hidden, layers), ESM backbone
-    clm_tokens: float = 1e6  # CLM pre-training tokens per model
-    mlm_tokens: float = 1.5e6  # MLM tokens of each learning curve (scratch and transferred)
-    checkpoints: int = 8  # log-spaced evaluation points along the MLM runs
+    clm_tokens: tuple[float, ...] = (1e5, 4e5)  # CLM pre-training amounts, one CLM run (own cosine schedule) each
+    mlm_tokens: float = 6e5  # MLM tokens of each learning curve (scratch and transferred)
+    checkpoints: int = 6  # log-spaced evaluation points along the MLM runs
     seq_len: int = 128
     batch_size: int = 16
     lr: float = 1e-2  # as the quick IsoFLOP sweep
@@ -80,98 +82,124 @@ def _clm_loss(model, x: torch.Tensor) -> torch.Tensor:
 
 def _train(model, objective: str, steps: int, train: torch.Tensor, valid: torch.Tensor, cfg: TransferConfig,
            seed: int, schedule: str, eval_at: set[int] | None = None) -> list[tuple[int, float]]:
-    """AdamW (beta2 0.95, wd 0.1, clip 1); cosine to lr/10 or constant after warm-up; MLM evals at `eval_at`."""
+    """AdamW (beta2 0.95, wd 0.1, clip 1) through `core.accel`; cosine to lr/10 or constant after warm-up;
+    MLM evals at `eval_at`."""
+    from tenfold.core.accel import accelerator, local_slice
+
     tok = AminoAcidTokenizer()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    acc = accelerator()
+    wrapped, opt = acc.prepare(model, opt)
+    rows = local_slice(torch.arange(cfg.batch_size), acc)
     gen = torch.Generator().manual_seed(seed)
     warmup = max(1, round(cfg.warmup_fraction * steps))
     curve = []
-    model.train()
+    wrapped.train()
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, steps, warmup, cfg.lr, schedule)
-        x = train[torch.randint(0, len(train), (cfg.batch_size,), generator=gen)]
-        loss = _clm_loss(model, x) if objective == "clm" else objective_loss(model, "mlm", x, tok, cfg, gen)
+        x = train[torch.randint(0, len(train), (cfg.batch_size,), generator=gen)].to(acc.device)
+        loss = _clm_loss(wrapped, x[rows]) if objective == "clm" else objective_loss(wrapped, "mlm", x, tok, cfg, gen,
+                                                                                   rows)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        acc.backward(loss)
+        acc.clip_grad_norm_(wrapped.parameters(), 1.0)
         opt.step()
         if eval_at and step + 1 in eval_at:
-            curve.append((step + 1, evaluate(model, "mlm", valid, tok, cfg)))
+            curve.append((step + 1, evaluate(acc.unwrap_model(wrapped), "mlm", valid, tok, cfg)))
     return curve
 
 
-def transfer_run(hidden: int, layers: int, train: torch.Tensor, valid: torch.Tensor, cfg: TransferConfig) -> dict:
-    """One model size: CLM pre-training, then scratch and CLM-initialised MLM learning curves."""
+def transfer_run(hidden: int, layers: int, train: torch.Tensor, valid: torch.Tensor, cfg: TransferConfig) -> list[dict]:
+    """One model size: a scratch MLM learning curve and, per CLM pre-training amount, a CLM run then an
+    MLM learning curve from its weights (same batches and masks as scratch). One dict per CLM amount."""
     tok = AminoAcidTokenizer()
     tokens_per_step = cfg.batch_size * cfg.seq_len
-    clm_steps = max(1, math.ceil(cfg.clm_tokens / tokens_per_step))
     mlm_steps = max(2, math.ceil(cfg.mlm_tokens / tokens_per_step))
-    eval_steps = sorted({int(s) for s in np.unique(np.geomspace(max(1, mlm_steps // 32), mlm_steps,
+    eval_steps = sorted({int(s) for s in np.unique(np.geomspace(max(1, mlm_steps // 16), mlm_steps,
                                                                 cfg.checkpoints).round())})
-    torch.manual_seed(cfg.seed)
-    clm = build_esm(hidden, layers, tok, cfg.seq_len, causal=True)
-    _train(clm, "clm", clm_steps, train, valid, cfg, cfg.seed, "cosine")
     torch.manual_seed(cfg.seed + 1)
     scratch = build_esm(hidden, layers, tok, cfg.seq_len, causal=False)
-    transferred = build_esm(hidden, layers, tok, cfg.seq_len, causal=False)
-    transferred.load_state_dict(clm.state_dict())  # same parameter names: every weight carries over
-    curves = {}
-    for name, model in (("scratch", scratch), ("transferred", transferred)):  # same batches and masks
-        curves[name] = _train(model, "mlm", mlm_steps, train, valid, cfg, cfg.seed + 2, "constant", set(eval_steps))
-    return {"hidden": hidden, "layers": layers, "params": non_embedding_params(scratch),
-            "clm_tokens": clm_steps * tokens_per_step,
-            "tokens": [s * tokens_per_step for s, _ in curves["scratch"]],
-            "scratch_loss": [v for _, v in curves["scratch"]],
-            "transferred_loss": [v for _, v in curves["transferred"]]}
+    scratch_curve = _train(scratch, "mlm", mlm_steps, train, valid, cfg, cfg.seed + 2, "constant", set(eval_steps))
+    out = []
+    for amount in cfg.clm_tokens:
+        clm_steps = max(1, math.ceil(amount / tokens_per_step))
+        torch.manual_seed(cfg.seed)
+        clm = build_esm(hidden, layers, tok, cfg.seq_len, causal=True)
+        _train(clm, "clm", clm_steps, train, valid, cfg, cfg.seed, "cosine")
+        transferred = build_esm(hidden, layers, tok, cfg.seq_len, causal=False)
+        transferred.load_state_dict(clm.state_dict())  # same parameter names: every weight carries over
+        curve = _train(transferred, "mlm", mlm_steps, train, valid, cfg, cfg.seed + 2, "constant", set(eval_steps))
+        out.append({"hidden": hidden, "layers": layers, "params": non_embedding_params(scratch),
+                    "clm_tokens": clm_steps * tokens_per_step, "tokens": [s * tokens_per_step for s, _ in scratch_curve],
+                    "scratch_loss": [v for _, v in scratch_curve], "transferred_loss": [v for _, v in curve]})
+    return out
 
 
-def _worker_run(shape) -> dict:
+def _worker_run(shape) -> list[dict]:
     return transfer_run(*shape, WORKER["train"], WORKER["valid"], WORKER["cfg"])
 
 
 def run_transfer(proteins: ProteinSet, cfg: TransferConfig = TransferConfig()) -> dict:
-    """Learning curves for every shape, D_t per checkpoint, and the transfer law when it can be fitted."""
-    if cfg.workers < 1 or not cfg.shapes:
-        raise InputError("the transfer experiment needs at least one shape and one worker")
+    """Learning curves for every shape and CLM amount, D_t per checkpoint, and the transfer law when it can
+    be fitted."""
+    if cfg.workers < 1 or not cfg.shapes or not cfg.clm_tokens:
+        raise InputError("the transfer experiment needs at least one shape, one CLM amount and one worker")
     tok = AminoAcidTokenizer()
     train = pack(proteins.train, tok, cfg.seq_len)
     valid = pack(proteins.valid, tok, cfg.seq_len, cfg.valid_windows)
     if cfg.workers == 1 or len(cfg.shapes) == 1:
         with torch_threads(cfg.threads):
-            runs = [transfer_run(h, layer, train, valid, cfg) for h, layer in cfg.shapes]
+            runs = [r for h, layer in cfg.shapes for r in transfer_run(h, layer, train, valid, cfg)]
     else:
         with worker_pool(train, valid, cfg, min(cfg.workers, len(cfg.shapes))) as pool:
-            runs = pool.map(_worker_run, list(cfg.shapes))
-    return {"config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes]}, **summarise_transfer(runs)}
+            runs = [r for shape_runs in pool.map(_worker_run, list(cfg.shapes)) for r in shape_runs]
+    return {"config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes], "clm_tokens": list(cfg.clm_tokens)},
+            **summarise_transfer(runs)}
 
 
-def summarise_transfer(runs: list[dict]) -> dict:
-    """D_t per checkpoint of each size's curves (adds `transferred_tokens`, `d_t_over_d_f` to each run),
-    the share of checkpoints with D_t > 0, and the law D_t = k D_f^alpha N^beta when most have it."""
-    from tenfold.plmscale.transfer import effectively_transferred_tokens, fit_transfer_law
+def transfer_points(runs: list[dict]) -> np.ndarray:
+    """(points, 4) array of (D_f, N, D_t, D_c) over every checkpoint of every run (adds `transferred_tokens`
+    and `d_t_over_d_f` to each run)."""
+    from tenfold.plmscale.transfer import effectively_transferred_tokens
 
     points = []
     for r in runs:
         d_t = effectively_transferred_tokens(r["tokens"], r["transferred_loss"], r["tokens"], r["scratch_loss"])
         r["transferred_tokens"] = d_t.tolist()
         r["d_t_over_d_f"] = (d_t / np.asarray(r["tokens"], float)).tolist()
-        points += [(f, r["params"], t) for f, t in zip(r["tokens"], d_t, strict=True)]
-    d_f, n, d_t = (np.array(c, float) for c in zip(*points, strict=True))
-    out = {"runs": runs,
-           "positive_fraction": float(np.mean(d_t > 0)), "median_d_t_over_d_f": float(np.median(d_t / d_f))}
+        points += [(f, r["params"], t, r.get("clm_tokens", np.nan)) for f, t in zip(r["tokens"], d_t, strict=True)]
+    return np.array(points, float)
+
+
+def law_from_points(points: np.ndarray):
+    """(TransferLaw or None, why not): D_t = k D_f^alpha N^beta D_c^gamma through the points with D_t > 0,
+    refused when most checkpoints show no transfer gain."""
+    from tenfold.plmscale.transfer import fit_transfer_law
+
+    d_f, n, d_t, d_c = points.T
+    vary_c = np.isfinite(d_c).all() and np.unique(d_c).size > 1
     try:
-        law = fit_transfer_law(d_f, n, d_t)
+        law = fit_transfer_law(d_f, n, d_t, d_c if vary_c else None)
     except InputError as err:  # too few points with D_t > 0, or one size only
-        out["law"] = None
-        out["law_error"] = str(err)
-        return out
-    if out["positive_fraction"] < MIN_POSITIVE_FRACTION:  # the law would describe a few early points only
-        out["law"] = None
-        out["law_on_positive_points_only"] = law.to_dict()
-        out["law_error"] = (f"only {int((d_t > 0).sum())} of {len(d_t)} checkpoints have D_t > 0 (transfer hurts "
-                            "beyond them), so a law through those points would not describe the curves; its fit "
-                            "is kept as law_on_positive_points_only")
-    else:
-        out["law"] = law.to_dict()
+        return None, str(err)
+    if np.mean(d_t > 0) < MIN_POSITIVE_FRACTION:  # the law would describe a few early points only
+        return law, (f"only {int((d_t > 0).sum())} of {len(d_t)} checkpoints have D_t > 0 (transfer hurts beyond "
+                     "them), so a law through those points would not describe the curves")
+    return law, None
+
+
+def summarise_transfer(runs: list[dict]) -> dict:
+    """D_t per checkpoint of each run's curves, the share of checkpoints with D_t > 0, and the law
+    D_t = k D_f^alpha N^beta (D_c^gamma when CLM amounts vary) when most have it."""
+    points = transfer_points(runs)
+    d_f, d_t = points[:, 0], points[:, 2]
+    out = {"runs": runs, "points": points.tolist(),
+           "positive_fraction": float(np.mean(d_t > 0)), "median_d_t_over_d_f": float(np.median(d_t / d_f))}
+    law, why = law_from_points(points)
+    out["law"] = None if why else law.to_dict()
+    if why:
+        out["law_error"] = why
+        if law is not None:
+            out["law_on_positive_points_only"] = law.to_dict()
     return out
