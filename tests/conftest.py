@@ -21,8 +21,11 @@ def tiny_lm_dir() -> Path:
     """A ~150k-parameter LLaMA causal LM + tokenizer (save_pretrained folder), trained in ~5 s."""
     from tenfold.zoo.tiny_lm import build_tiny_lm
 
+    from tenfold.core.io import atomic_write_json
+
     folder = Path(tempfile.mkdtemp(prefix="tiny-lm-", dir=_HOME))
-    build_tiny_lm(folder, seed=0, small=True, text="python-topics")
+    report = build_tiny_lm(folder, seed=0, small=True, text="python-topics")
+    atomic_write_json(folder / "zoo.json", {"name": "tiny-lm-small", "seed": 0, **report})  # as a zoo build writes
     return folder
 
 

@@ -15,20 +15,46 @@ def _spec(name: str):
     return registered()[name]
 
 
-def add_standard_commands(app: typer.Typer, name: str) -> None:
-    """Add `reproduce` and `bench` to a method's sub-app; both write OUT/<name>/result.json."""
+def run_standard(name: str, kind: str, profile: str, out: Path, seed: int, seeds: int | None = None,
+                 **options) -> None:
+    """Run method `name`'s reproduce/bench through the core runner (result file, environment record,
+    report) and print its verdicts. `options` go to the method's runner as keyword arguments, for a
+    method whose own `reproduce` verb takes more options (e.g. liber's --llm)."""
+    import dataclasses
+    import functools
+
+    from tenfold.core.report import build_report, claim_line
+    from tenfold.core.runner import run_method
+
+    spec = _spec(name)
+    if options:
+        field = "reproduce" if kind == "reproduce" else "bench"
+        spec = dataclasses.replace(spec, **{field: functools.partial(getattr(spec, field), **options)})
+    result = run_method(spec, kind, profile, seed, out, fail_fast=True, seeds=seeds)
+    md, page = build_report(out)
+    typer.echo(f"result: {(Path(out) / name / 'result.json').resolve()}")
+    typer.echo(f"report: {page.resolve()}")
+    for c in result.claims:
+        typer.echo(f"  {claim_line(c)}")
+
+
+def add_standard_commands(app: typer.Typer, name: str, reproduce: bool = True, bench: bool = True) -> None:
+    """Add `reproduce` and `bench` to a method's sub-app; both write OUT/<name>/result.json.
+
+    A method whose reproduce takes more options passes reproduce=False and defines its own verb
+    that calls `run_standard(name, "reproduce", ..., **its_options)`.
+    """
 
     def run(kind: str, profile: str, out: Path, seed: int, seeds: int | None = None) -> None:
-        from tenfold.core.report import build_report, claim_line
-        from tenfold.core.runner import run_method
+        run_standard(name, kind, profile, out, seed, seeds)
 
-        result = run_method(_spec(name), kind, profile, seed, out, fail_fast=True, seeds=seeds)
-        md, page = build_report(out)
-        typer.echo(f"result: {(Path(out) / name / 'result.json').resolve()}")
-        typer.echo(f"report: {page.resolve()}")
-        for c in result.claims:
-            typer.echo(f"  {claim_line(c)}")
+    if reproduce:
+        _add_reproduce(app, name, run)
+    if bench:
+        _add_bench(app, name, run)
 
+
+def _add_reproduce(app: typer.Typer, name: str, run) -> None:
     @app.command("reproduce")
     def reproduce(
         profile: str = typer.Option("quick", help="smoke (seconds), quick (2 CPU cores) or full (GPU / long night)."),
@@ -39,6 +65,8 @@ def add_standard_commands(app: typer.Typer, name: str) -> None:
         """Reproduce the paper's claims on this machine and write result.json + plots."""
         run("reproduce", profile, out, seed, seeds)
 
+
+def _add_bench(app: typer.Typer, name: str, run) -> None:
     @app.command("bench")
     def bench(
         profile: str = typer.Option("quick", help="smoke, quick or full."),
