@@ -19,9 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_lm_dir() -> Path:
     """A ~150k-parameter LLaMA causal LM + tokenizer (save_pretrained folder), trained in ~5 s."""
-    from tenfold.zoo.tiny_lm import build_tiny_lm
-
     from tenfold.core.io import atomic_write_json
+    from tenfold.zoo.tiny_lm import build_tiny_lm
 
     folder = Path(tempfile.mkdtemp(prefix="tiny-lm-", dir=_HOME))
     report = build_tiny_lm(folder, seed=0, small=True, text="python-topics")
