@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from tenfold.wgae.cli import app
@@ -29,7 +29,7 @@ def test_sample_fit_topics_evaluate(tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "w" / "encoder.safetensors").is_file()
     out = tmp_path / "m.json"
-    r = runner.invoke(app, ["evaluate", str(net), "--models", "gae,wgcae", "--topics", "4,2", "--epochs", "2",
+    r = runner.invoke(app, ["evaluate", str(net), "--models", "gae,wgcae", "--topics", "4,2", "--steps", "10",
                             "--out", str(out)])
     assert r.exit_code == 0, r.output
     metrics = json.loads(out.read_text())
@@ -47,18 +47,45 @@ def test_cli_bad_inputs_raise_tenfold_errors(tmp_path):
     assert isinstance(r.exception, TenfoldError) and "wgae fit" in str(r.exception)
 
 
-def test_reproduce_tiny_profile_writes_metrics_claims_and_plots(tmp_path):
-    from tenfold.wgae.experiment import MODELS, reproduce
+def test_sample_dcsbm_and_unwritable_output_is_one_line(tmp_path):
+    from tenfold.core.errors import TenfoldError
 
-    result = reproduce("tiny", 0, tmp_path)
-    assert set(result.metrics) == {*MODELS, "topic_match", "topic_match_random"}
-    for name in MODELS:
-        assert set(result.metrics[name]) == {"auc", "ap", "acc", "nmi"}
-        assert np.isfinite(list(result.metrics[name].values())).all()
-    assert [c.id for c in result.claims] == ["wgcae_auc_above_vgae", "wgaae_auc_above_vgae", "topics_beat_chance"]
+    r = runner.invoke(app, ["sample", "--generator", "dcsbm", "--out", str(tmp_path / "d.npz"), "--nodes", "60",
+                            "--words", "20", "--topics", "4", "--blocks", "3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["sample", "--out", "/proc/x.npz", "--nodes", "30", "--words", "10", "--topics", "2"])
+    assert isinstance(r.exception, TenfoldError) and "/proc/x.npz" in str(r.exception)
+    r = runner.invoke(app, ["sample", "--generator", "lda", "--out", str(tmp_path / "e.npz")])
+    assert isinstance(r.exception, TenfoldError) and "--generator" in str(r.exception)
+
+
+def test_tenfold_wgae_sample_to_proc_exits_2_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tenfold.cli", "wgae", "sample", "--out", "/proc/x.npz", "--nodes", "30",
+                        "--words", "10", "--topics", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_reproduce_smoke_profile_writes_metrics_claims_and_plots(tmp_path):
+    from tenfold.wgae.experiment import PROFILES, reproduce
+
+    result = reproduce("smoke", 0, tmp_path)
+    run = result.metrics["dcsbm"]
+    assert result.seeds == [0, 1] and set(run["per_seed"]) == {0, 1}
+    for seed in (0, 1):
+        for name in PROFILES["smoke"]["models"]:
+            assert 0 <= run["per_seed"][seed][name]["auc"] <= 1
+        assert not any(run["split_overlap"][seed].values())
+    assert {c.id for c in result.claims} == {
+        "wgcae_auc_above_vgae_dcsbm", "wgaae_auc_above_vgae_dcsbm", "wgcae_topic_match_above_lda_dcsbm",
+        "wgaae_topic_match_above_lda_dcsbm", "wgcae_topic_match_above_chance_dcsbm",
+        "wgaae_topic_match_above_chance_dcsbm"}
+    assert all(c.interval is not None and "seeds" in c.evidence for c in result.claims)
     for art in result.artifacts:
         assert (tmp_path / art).is_file()
-    assert any("synthetic" in n for n in result.notes)
+    assert any("synthetic" in n for n in result.notes) and any("mask_test_edges" in n for n in result.notes)
 
 
 @pytest.mark.slow
@@ -66,5 +93,49 @@ def test_quick_profile_end_to_end(tmp_path):
     from tenfold.wgae.experiment import reproduce
 
     result = reproduce("quick", 0, tmp_path)
-    assert result.metrics["topic_match"] > result.metrics["topic_match_random"]
-    assert all(0.5 < result.metrics[m]["auc"] <= 1 for m in ("vgae", "wgcae", "wgaae", "gpgbn-gibbs"))
+    assert len(result.seeds) == 3 and len(result.claims) >= 6
+    for run in result.metrics.values():
+        assert all(0.5 < v["auc"] <= 1 for v in run["mean"].values())
+
+
+@pytest.mark.slow
+def test_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    """`tenfold wgae fit` checkpoints every epoch; SIGKILL mid-run, rerun, and the saved model equals an
+    uninterrupted run's bit for bit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tenfold.core.io import load_tensors, read_json
+    from tenfold.data.planetoid import save_network
+    from tenfold.wgae.gpgbn import sample
+
+    net = tmp_path / "net.npz"
+    save_network(sample(150, 60, (6, 2), 40.0, 8.0, seed=1), net)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
+
+    def cmd(out):
+        return [sys.executable, "-m", "tenfold", "--threads", "1", "wgae", "fit", str(net), "--out", str(out),
+                "--model", "wgaae", "--topics", "6,2", "--epochs", "40", "--decoder", "exact", "--checkpoint-every", "1"]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(cmd(whole), check=True, env=env, capture_output=True, timeout=900)
+    proc = subprocess.Popen(cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meta = killed / "checkpoint.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if meta.is_file() and read_json(meta)["generation"] >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    done_at_kill = read_json(meta)["generation"]
+    assert 3 <= done_at_kill < 40, "the kill should land mid-run"
+    assert not (killed / "topics.safetensors").exists()
+    subprocess.run(cmd(killed), check=True, env=env, capture_output=True, timeout=900)
+    for name in ("topics.safetensors", "encoder.safetensors"):
+        a, b = load_tensors(whole / name), load_tensors(killed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+

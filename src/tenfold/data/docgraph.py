@@ -35,6 +35,7 @@ PY_DOC_HTML_GLOB = "/usr/share/doc/python3*/html"
 SKIP_PAGES = re.compile(r"^(genindex.*|search|py-modindex|contents|index|download|copyright|license|bugs|about)\.html$")
 TOKEN = r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b"  # words of 3+ letters; identifiers split at '_' and '.'
 LEVELS = ("page", "section")
+READER_VERSION = 2  # part of the cache key: bump when parsing changes
 
 
 def python_doc_roots() -> list[Path]:
@@ -70,6 +71,10 @@ class _PageParser(HTMLParser):
         self._heading = None
 
     @property
+    def _in_body(self) -> bool:
+        return self._body_at is not None and self._body_at > 0
+
+    @property
     def _current(self) -> int:
         return self._stack[-1] if self._stack else 0
 
@@ -81,9 +86,9 @@ class _PageParser(HTMLParser):
             if self._body_at is None and "body" in classes and a.get("role") == "main":
                 self._body_at = self._divs
                 self.sections.append(_Section(""))  # text before the first <section>
-            elif self._body_at is not None and self._skip_at is None and "toctree-wrapper" in classes:
+            elif self._in_body and self._skip_at is None and "toctree-wrapper" in classes:
                 self._skip_at = self._divs
-        if self._body_at is None:
+        if not self._in_body:
             return
         if tag == "section":
             self.sections.append(_Section(a.get("id", "")))
@@ -102,9 +107,9 @@ class _PageParser(HTMLParser):
             if self._skip_at == self._divs:
                 self._skip_at = None
             if self._body_at == self._divs:
-                self._body_at = -1  # the main text is over; ignore the rest of the page
+                self._body_at = -1  # the main text is over; ignore the rest of the page (sidebar, footer)
             self._divs -= 1
-        if self._body_at is None or self._body_at < 0:
+        if not self._in_body:
             return
         if tag == "section" and self._stack:
             self._stack.pop()
@@ -116,7 +121,7 @@ class _PageParser(HTMLParser):
             self._heading = None
 
     def handle_data(self, data: str) -> None:
-        if self._body_at is None or self._body_at < 0 or self._pre or self._skip_at is not None:
+        if not self._in_body or self._pre or self._skip_at is not None:
             return
         if self._heading is not None:
             self._heading.append(data)
@@ -141,7 +146,7 @@ class DocGraphConfig:
                              "min_tokens >= 0")
 
     def key(self) -> str:
-        return f"{self.level}-v{self.vocab_size}-df{self.min_df}-{self.max_df}-t{self.min_tokens}"
+        return f"r{READER_VERSION}-{self.level}-v{self.vocab_size}-df{self.min_df}-{self.max_df}-t{self.min_tokens}"
 
 
 def _pages(root: Path) -> list[str]:
