@@ -30,6 +30,7 @@ PATH_LIKE = {"model", "data", "text", "lists", "pipeline", "gates", "keys", "lm"
              "state", "fit"}
 NUMBERS = {int: ["-1", "0", "10000000000000"], float: ["-1", "0", "nan", "inf", "1e308"]}
 UNWRITABLE = "/proc/tenfold-sweep/out"  # not creatable, even as root
+INPUTS = "{INPUTS}"  # stands for the case's own folder of bad files (a verb may write into what it was given)
 
 
 @dataclass(frozen=True)
@@ -83,16 +84,19 @@ def _is_path(param) -> bool:
     return ann is Path or (ann is str and param.name in PATH_LIKE)
 
 
+BAD_FILES = {  # what it is -> its name under a case's inputs folder
+    "a missing input": "does-not-exist/input.json",
+    "a folder where a file is expected": "a-folder",
+    "a corrupted binary file": "garbage.bin",
+    "a truncated JSON file": "truncated.json",
+    "an empty file": "empty.txt",
+}
+
+
 def bad_files(folder: Path) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {
-        "a missing input": folder / "does-not-exist" / "input.json",
-        "a folder where a file is expected": folder / "a-folder",
-        "a corrupted binary file": folder / "garbage.bin",
-        "a truncated JSON file": folder / "truncated.json",
-        "an empty file": folder / "empty.txt",
-    }
-    files["a folder where a file is expected"].mkdir(exist_ok=True)
+    """Make the bad inputs under `folder` (the missing one stays missing)."""
+    files = {what: folder / name for what, name in BAD_FILES.items()}
+    files["a folder where a file is expected"].mkdir(parents=True, exist_ok=True)
     files["a corrupted binary file"].write_bytes(b"\x00\xff\xfe\x93NUMPY garbage \x00" * 64)
     files["a truncated JSON file"].write_text('{"schema": "tenfold.result/2", "claims": [')
     files["an empty file"].write_text("")
@@ -108,9 +112,9 @@ def _render(params, values: dict) -> tuple[str, ...]:
     return tuple(args)
 
 
-def cases(folder: Path, found=None) -> list[Case]:
-    files = bad_files(folder)
-    out_ok = str(folder / "out-ok")
+def cases(found=None) -> list[Case]:
+    files = {what: Path(INPUTS) / name for what, name in BAD_FILES.items()}
+    out_ok = str(Path(INPUTS) / "out-ok")
     made: list[Case] = []
     for verb, command in found or verbs():
         params = [p for p in command.params if getattr(p, "expose_value", True) and p.name != "help"]
@@ -140,17 +144,23 @@ def cases(folder: Path, found=None) -> list[Case]:
 
 
 def _child(case: Case, write_fd: int, cwd: Path) -> None:
-    """In the forked child: run the case with stdout/stderr on files, report through the pipe."""
+    """In the forked child: run the case on its own fresh bad files, with stdout/stderr on files,
+    and report through the pipe."""
     from tenfold import cli
 
-    os.chdir(cwd)
+    own = Path(tempfile.mkdtemp(prefix="case-", dir=cwd))
+    bad_files(own / "inputs")
+    args = [a.replace(INPUTS, str(own / "inputs")) for a in case.args]
+    os.chdir(own)
     err_file = tempfile.TemporaryFile(mode="w+")
     out_file = tempfile.TemporaryFile(mode="w+")
     os.dup2(out_file.fileno(), 1)
     os.dup2(err_file.fileno(), 2)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - Python-level streams on the new fds too
+    sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
     code = 0
     try:
-        cli.main(["--dry-run", "--quiet", *case.verb, *case.args])
+        cli.main(["--dry-run", "--quiet", *case.verb, *args])
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except BaseException as crash:  # noqa: BLE001 - a crash is exactly what the sweep looks for
@@ -267,7 +277,7 @@ def main(argv: list[str]) -> None:
     found = verbs()
     with tempfile.TemporaryDirectory(prefix="tenfold-sweep-") as tmp:
         work = Path(tmp)
-        all_cases = [c for c in cases(work / "inputs", found) if " ".join(c.verb).startswith(args.only)]
+        all_cases = [c for c in cases(found) if " ".join(c.verb).startswith(args.only)]
         (work / "cwd").mkdir()
         log = open(args.log, "w") if args.log else None  # noqa: SIM115
         start = time.monotonic()

@@ -75,7 +75,7 @@ def test_the_sweep_catches_a_traceback_a_hang_and_a_multi_line_error(tmp_path):
 
 def test_cases_cover_each_parameter_kind():
     found = cli_sweep.verbs()
-    made = cli_sweep.cases(Path("/tmp/tenfold-sweep-kinds"), found)
+    made = cli_sweep.cases(found)
     kinds = {c.what.split(": ", 1)[-1] for c in made}
     assert {"a missing input", "a folder where a file is expected", "a corrupted binary file", "a truncated JSON file",
             "an unwritable location", "-1", "0", "nan", "1e308"} <= kinds
