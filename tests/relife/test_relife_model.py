@@ -1,4 +1,4 @@
-"""RELIFE and baselines: masks, permutation equivariance, comparison features, InfoNCE, empty history."""
+"""RELIFE and baselines: masks, permutation equivariance, ablation switches, losses, empty history."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ import pytest
 import torch
 
 from tenfold.core.errors import InputError
-from tenfold.relife.baselines import DLCM, PRM, BaselineConfig, MIRLite, SetRank
-from tenfold.relife.model import (
-    ComparisonAwarePatternExtractor,
-    DisentangledInterestMiner,
-    Relife,
-    RelifeConfig,
-    info_nce,
-)
+from tenfold.relife.baselines import DLCM, MIR, PRM, BaselineConfig, PersonalVector, SetRank, clicked_sequence
+from tenfold.relife.model import Relife, RelifeConfig, info_nce, pointwise_loss
+from tenfold.relife.train import build_model
 
 B, H, L, NI, NC = 4, 3, 6, 30, 5
 
@@ -28,129 +23,148 @@ def make_batch(seed: int = 0, valid: int = 4) -> dict:
     hist_mask[:, 1:, :valid] = True  # the oldest history slot is empty
     hist_mask[0] = False  # user 0 has no history at all
     return {
-        "user": torch.arange(B),
         "items": torch.randint(2, NI, (B, L), generator=g) * mask,
         "cats": torch.randint(2, NC, (B, L), generator=g) * mask,
         "scores": torch.randn(B, L, generator=g) * mask,
-        "labels": (torch.rand(B, L, generator=g) < 0.4).float() * mask,
         "mask": mask,
         "hist_items": torch.randint(2, NI, (B, H, L), generator=g) * hist_mask,
         "hist_cats": torch.randint(2, NC, (B, H, L), generator=g) * hist_mask,
+        "hist_scores": torch.randn(B, H, L, generator=g) * hist_mask,
         "hist_labels": (torch.rand(B, H, L, generator=g) < 0.4).float() * hist_mask,
         "hist_mask": hist_mask,
-        "relevance": torch.zeros(B, L),
+        "target": (torch.rand(B, L, generator=g) < 0.4).float() * mask,
     }
 
 
-def relife(**kw) -> Relife:
+CFG = RelifeConfig(n_items=NI, n_cats=NC, list_len=L, history_lists=H, dim=8, heads=2)
+BASE = BaselineConfig(NI, NC, L, H, dim=8, heads=2)
+MODELS = {"relife": lambda: Relife(CFG), "prm": lambda: PRM(BASE), "dlcm": lambda: DLCM(BASE),
+          "setrank": lambda: SetRank(BASE), "mir": lambda: MIR(BASE)}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_padded_candidates_and_history_do_not_change_real_outputs(name):
     torch.manual_seed(0)
-    return Relife(RelifeConfig(n_items=NI, n_cats=NC, list_len=L, history_lists=H, dim=8, heads=2, **kw)).eval()
-
-
-def baselines():
-    torch.manual_seed(0)
-    cfg = BaselineConfig(NI, NC, L, dim=8, heads=2)
-    return [DLCM(cfg).eval(), PRM(cfg).eval(), SetRank(cfg).eval(), MIRLite(cfg).eval()]
-
-
-def test_masks_make_padded_positions_irrelevant():
-    batch = make_batch()
-    noisy = dict(batch)
-    pad, hpad = ~batch["mask"], ~batch["hist_mask"]
+    model = MODELS[name]().eval()
+    a = make_batch(0)
+    b = {k: v.clone() for k, v in a.items()}
     g = torch.Generator().manual_seed(9)
-    noisy["items"] = torch.where(pad, torch.randint(2, NI, (B, L), generator=g), batch["items"])
-    noisy["scores"] = torch.where(pad, torch.randn(B, L, generator=g) * 10, batch["scores"])
-    noisy["labels"] = torch.where(pad, torch.ones(B, L), batch["labels"])
-    noisy["hist_items"] = torch.where(hpad, torch.randint(2, NI, (B, H, L), generator=g), batch["hist_items"])
-    noisy["hist_labels"] = torch.where(hpad, torch.ones(B, H, L), batch["hist_labels"])
-    for model in [relife(), relife(contrastive="label"), *baselines()]:
-        with torch.no_grad():
-            a, b = model(batch), model(noisy)
-        assert torch.allclose(a[batch["mask"]], b[batch["mask"]], atol=1e-5), type(model).__name__
-    m = relife().train()
-    assert torch.isclose(m.loss(batch), m.loss(noisy), atol=1e-5)
-
-
-def _permute(batch: dict, perm: torch.Tensor) -> dict:
-    out = dict(batch)
-    for k in ("items", "cats", "scores", "labels", "mask"):
-        out[k] = batch[k][:, perm]
-    return out
-
-
-def test_setrank_and_position_free_relife_are_permutation_equivariant():
-    batch = make_batch(valid=L)
-    perm = torch.tensor([3, 0, 5, 1, 4, 2])
-    for model in (baselines()[2], relife(use_position=False)):
-        with torch.no_grad():
-            assert torch.allclose(model(batch)[:, perm], model(_permute(batch, perm)), atol=1e-5)
-
-
-def test_prm_depends_on_the_initial_order():
-    batch = make_batch(valid=L)
-    perm = torch.tensor([3, 0, 5, 1, 4, 2])
-    prm = baselines()[1]
+    b["items"] = torch.where(a["mask"], a["items"], torch.randint(2, NI, (B, L), generator=g))
+    b["scores"] = torch.where(a["mask"], a["scores"], torch.randn(B, L, generator=g))
+    b["hist_items"] = torch.where(a["hist_mask"], a["hist_items"], torch.randint(2, NI, (B, H, L), generator=g))
+    b["hist_labels"] = torch.where(a["hist_mask"], a["hist_labels"], torch.ones(B, H, L))
     with torch.no_grad():
-        assert not torch.allclose(prm(batch)[:, perm], prm(_permute(batch, perm)), atol=1e-4)
+        (la, _), (lb, _) = model(a), model(b)
+    assert torch.allclose(la[a["mask"]], lb[a["mask"]], atol=1e-5)
+    assert torch.isfinite(la).all()
 
 
-def test_disentangled_miner_is_invariant_to_history_order():
-    torch.manual_seed(0)
-    miner = DisentangledInterestMiner(8, 2)
-    cand, hist = torch.randn(2, 5, 8), torch.randn(2, 12, 8)
-    labels, mask = (torch.rand(2, 12) < 0.5).float(), torch.rand(2, 12) < 0.8
-    perm = torch.randperm(12)
-    a, b = miner(cand, hist, labels, mask), miner(cand, hist[:, perm], labels[:, perm], mask[:, perm])
-    assert torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1], b[1], atol=1e-5)
+@pytest.mark.parametrize("name", ["setrank", "mir", "relife-no-position"])
+def test_set_models_are_permutation_equivariant_in_the_candidates(name):
+    torch.manual_seed(1)
+    model = (Relife(RelifeConfig(**{**CFG.__dict__, "use_position": False})) if name == "relife-no-position"
+             else MODELS[name]()).eval()
+    a = make_batch(1, valid=L)
+    perm = torch.randperm(L)
+    b = {**a, **{k: a[k][:, perm] for k in ("items", "cats", "scores", "mask", "target")}}
+    with torch.no_grad():
+        assert torch.allclose(model(a)[0][:, perm], model(b)[0], atol=1e-5)
 
 
-def test_comparison_features_match_a_float64_loop():
-    torch.manual_seed(0)
-    cpe = ComparisonAwarePatternExtractor(4, 1).double()
-    x = torch.randn(1, 5, 4, dtype=torch.float64)
-    mask = torch.tensor([[True, True, True, True, False]])
-    got = cpe.compare(x, mask)[0]
-    for i in range(4):
-        others = [j for j in range(4) if j != i]
-        logits = torch.stack([cpe.phi_q(x[0, i]) @ cpe.phi_k(x[0, j]) / 2.0 for j in others])
-        w = torch.softmax(logits, 0)
-        ref = sum(w[n] * cpe.diff(x[0, i] - x[0, j]) for n, j in enumerate(others))
-        assert torch.allclose(got[i], ref, atol=1e-10)
+def test_prm_reads_the_initial_order_so_it_is_not_equivariant():
+    torch.manual_seed(2)
+    model = PRM(BASE).eval()
+    a = make_batch(2, valid=L)
+    perm = torch.arange(L).flip(0)
+    b = {**a, **{k: a[k][:, perm] for k in ("items", "cats", "scores", "mask")}}
+    with torch.no_grad():
+        assert not torch.allclose(model(a)[0][:, perm], model(b)[0], atol=1e-4)
 
 
-def test_info_nce_matches_the_formula():
-    g = torch.Generator().manual_seed(0)
-    a, p = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(3, 4, generator=g, dtype=torch.float64)
-    valid = torch.tensor([True, True, True])
-    an, pn = a / a.norm(dim=1, keepdim=True), p / p.norm(dim=1, keepdim=True)
-    s = an @ pn.T / 0.5
-    ref = sum(-math.log(math.exp(s[i, i]) / sum(math.exp(s[i, j]) for j in range(3))) for i in range(3)) / 3
-    assert math.isclose(float(info_nce(a, p, 0.5, valid)), ref, rel_tol=1e-10)
-    assert float(info_nce(a, p, 0.5, torch.tensor([True, False, False]))) == 0.0
+def test_history_off_ignores_the_history_and_clicks_only_ignores_unclicked_items():
+    torch.manual_seed(3)
+    a = make_batch(3)
+    other = {**a, "hist_items": ((a["hist_items"] + 1) % (NI - 2) + 2) * a["hist_mask"]}
+    unclicked = a["hist_mask"] & (a["hist_labels"] < 0.5)
+    swap_unclicked = {**a, "hist_items": torch.where(unclicked, (a["hist_items"] + 3) % (NI - 2) + 2, a["hist_items"])}
+    full, off, clicks = (Relife(RelifeConfig(**{**CFG.__dict__, **kw})).eval()
+                         for kw in ({}, {"use_history": False}, {"hybrid": False}))
+    with torch.no_grad():
+        assert torch.allclose(off(a)[0], off(other)[0])
+        assert not torch.allclose(full(a)[0], full(other)[0])
+        assert torch.allclose(clicks(a)[0], clicks(swap_unclicked)[0], atol=1e-6)
+        assert not torch.allclose(full(a)[0], full(swap_unclicked)[0])
 
 
-@pytest.mark.parametrize("contrastive", ["user", "label"])
-def test_users_without_history_and_uniform_labels_give_finite_loss_and_gradients(contrastive):
-    batch = make_batch()
-    batch["labels"][1] = batch["mask"][1].float()  # an all-one list
-    batch["labels"][2] = 0.0  # an all-zero list
-    model = relife(contrastive=contrastive, orth_weight=0.1).train()
-    loss = model.loss(batch)
-    loss.backward()
-    assert torch.isfinite(loss)
+def test_ablations_switch_modules_off():
+    meta = {"n_items": NI, "n_cats": NC}
+    assert build_model("relife-no-cpe", meta, L, H).cpe is None
+    assert build_model("relife-no-cl", meta, L, H).config.cl_weight == 0
+    assert not build_model("relife-no-history", meta, L, H).config.use_history
+    assert not build_model("relife-clicks-only", meta, L, H).config.hybrid
+    with pytest.raises(InputError, match="unknown model"):
+        build_model("relife-xl", meta, L, H)
+
+
+def test_contrastive_loss_enters_only_in_training_and_is_finite_with_empty_history():
+    torch.manual_seed(4)
+    model = Relife(CFG)
+    batch = make_batch(4)
+    model.train()
+    _, extra = model(batch)
+    assert extra.item() > 0 and torch.isfinite(extra)
+    extra.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    with torch.no_grad():
-        assert torch.isfinite(model.eval()(batch)).all()
+    model.eval()
+    assert model(batch)[1].item() == 0.0
+    label = Relife(RelifeConfig(**{**CFG.__dict__, "contrastive": "label"})).train()
+    assert torch.isfinite(label(batch)[1])
 
 
-def test_each_module_can_be_switched_off():
-    batch = make_batch()
-    for kw in ({"use_icc": False}, {"use_dim": False}, {"use_spm": False}, {"use_cpe": False}, {"cl_weight": 0.0}):
-        assert torch.isfinite(relife(**kw).train().loss(batch))
+def test_pointwise_loss_equals_a_float64_reference_including_ips_targets_above_one():
+    logits = torch.tensor([[0.3, -1.2, 2.0]], dtype=torch.float64)
+    target = torch.tensor([[2.5, 0.0, 1.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, False]])
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    ref = (-(2.5 * math.log(sig(0.3)) + (1 - 2.5) * math.log(1 - sig(0.3))) - math.log(1 - sig(-1.2))) / 2
+    assert math.isclose(pointwise_loss(logits, target, mask).item(), ref, rel_tol=1e-12)
+
+
+def test_info_nce_matches_a_dense_reference_and_skips_rows_without_history():
+    g = torch.Generator().manual_seed(5)
+    a, p = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64)
+    valid = torch.tensor([True, True, False, True, True])
+    an, pn = (x[valid] / x[valid].norm(dim=1, keepdim=True) for x in (a, p))
+    sim = an @ pn.T / 0.2
+    ref = -(torch.diag(sim) - torch.logsumexp(sim, 1)).mean()
+    assert torch.allclose(info_nce(a, p, 0.2, valid), ref)
+    assert info_nce(a, p, 0.2, torch.tensor([True, False, False, False, False])).item() == 0.0
+
+
+def test_prm_personal_vector_is_frozen_while_prm_trains():
+    torch.manual_seed(6)
+    personal = PersonalVector(BASE)
+    model = PRM(BASE, personal)
+    before = {k: v.clone() for k, v in personal.state_dict().items()}
+    opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=0.1)
+    batch = make_batch(6)
+    logits, _ = model.train()(batch)
+    pointwise_loss(logits, batch["target"], batch["mask"]).backward()
+    opt.step()
+    assert all(torch.equal(before[k], v) for k, v in personal.state_dict().items())
+
+
+def test_mir_reads_the_clicked_history_in_time_order():
+    batch = make_batch(7)
+    idx, mask, age = clicked_sequence(batch)
+    for b in range(B):
+        clicked = (batch["hist_mask"][b] & (batch["hist_labels"][b] > 0.5)).flatten().nonzero().flatten()
+        assert idx[b][mask[b]].tolist() == clicked.tolist()
+        assert age[b][mask[b]].tolist() == [H - int(i) // L for i in clicked]
 
 
 def test_bad_config_is_rejected():
     with pytest.raises(InputError, match="contrastive"):
         RelifeConfig(n_items=3, n_cats=3, contrastive="both")
-    with pytest.raises(InputError, match="divisible"):
+    with pytest.raises(InputError, match="heads"):
         RelifeConfig(n_items=3, n_cats=3, dim=10, heads=3)

@@ -3,21 +3,38 @@
 * **logged**: lists cut from real ratings (MovieLens-100K from the installed recbole wheel, or any
   RecBole atomic-file folder): consecutive interactions per user, label rating >= 4, history = the
   user's earlier lists with their 0/1 labels, candidate order from an initial ranker (our own matrix
-  factorisation) trained on the earliest lists of each user only.
-* **simulated**: a frozen ground-truth relevance model (MF fit on all ratings), exposures from the
-  initial ranker plus Gaussian noise, and clicks from an explicit click model (position-based
-  observation (1/pos)^eta, cascade stop after a click with probability `stop`, and a within-list
-  comparison effect of strength `beta`; beta = 0 removes it).
+  factorisation) trained on the earliest lists of each user only. Ratings carry no display
+  position, so their propensity is 1.
+* **simulated** (synthetic clicks): a frozen ground-truth relevance r(u, i) (MF fit on all ratings),
+  exposures from the initial ranker plus Gaussian noise, and clicks from `ClickModel`: position-based
+  observation (1/pos)^eta, a cascade stop after a click, and a within-list **substitution** effect
+  whose strength beta_u is a trait of the user (the same in all of that user's lists):
 
-Lists are padded to `list_len`; item index 0 is padding and 1 is the shared cold-start item (any item
-not seen in re-ranker training); genre index 0 is padding and 1 "unknown".
+      logit r'_j = logit r_j - beta_u * max{ r_l : l shown above j, genre(l) = genre(j) }
+
+  A same-genre item shown above j satisfies part of the demand j would have met, in proportion to
+  how attractive it was. The effect depends on the displayed order, so it changes which order is
+  best (spread the genres for a user with a large beta_u, sort by r for beta_u = 0), and a user's
+  earlier lists reveal beta_u through which shadowed items were clicked.
+
+Per user, lists are in time order; the last lists are test, the one before them validation, the rest
+training (logged: after the earliest lists that trained the initial ranker). History = the user's
+previous `history_lists` exposed lists with their logged 0/1 feedback. Lists are padded to
+`list_len`; item index 0 is padding and 1 the shared cold-start item (any item not seen in re-ranker
+training); genre index 0 is padding and 1 "unknown".
+
+Arrays a re-ranker may read are `OBSERVED`; `TARGETS` are what training may use (logged labels or
+clicks, their known examination propensity, the simulator's intent draw); `HIDDEN` (relevance,
+beta_u, the Bayes posterior of beta_u) are the simulator's own and are used only to evaluate and to
+build the oracles.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +45,11 @@ from tenfold.core.io import atomic_write_json, load_tensors, read_json, save_ten
 from tenfold.data.registry import DatasetSpec, register_dataset
 
 PAD, COLD = 0, 1
-_ARRAYS = ("user", "items", "cats", "scores", "labels", "mask",
-           "hist_items", "hist_cats", "hist_labels", "hist_mask", "relevance")
+OBSERVED = ("items", "cats", "scores", "mask", "hist_items", "hist_cats", "hist_scores", "hist_labels", "hist_mask")
+TARGETS = ("labels", "propensity", "intent")
+HIDDEN = ("relevance", "beta", "beta_history")
+_ARRAYS = ("user",) + OBSERVED + TARGETS + HIDDEN
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -37,7 +57,7 @@ class ListConfig:
     """How lists are cut. list_len 10 and label rating >= 4 follow LibRerank/KAR (research note 2.4, 4.4)."""
 
     list_len: int = 10
-    history_lists: int = 5
+    history_lists: int = 4
     min_list_len: int = 2
     label_threshold: float = 4.0
     ranker_fraction: float = 0.3  # earliest lists of each user train the initial ranker only
@@ -55,24 +75,73 @@ class ListConfig:
             raise InputError(f"min_list_len must be in [1, list_len={self.list_len}], got {self.min_list_len}")
         if not 0 < self.ranker_fraction < 1:
             raise InputError(f"ranker_fraction must be in (0, 1), got {self.ranker_fraction}")
+        if self.max_users is not None and self.max_users < 1:
+            raise InputError(f"max_users must be at least 1, got {self.max_users}")
+
+
+# ---------------------------------------------------------------- the click model
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def substitution_intent(r: np.ndarray, cats: np.ndarray, mask: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Context intent r' (N, L) of lists shown in the given order; padded positions get 0.
+
+    logit r'_j = logit r_j - beta_u * max{r_l : l < j, cats_l = cats_j} (0 when no same-genre item is above).
+    """
+    n, length = r.shape
+    rows = np.arange(n)
+    best = np.zeros((n, int(cats.max(initial=0)) + 1))  # best r shown so far, per genre
+    out = np.zeros_like(r, dtype=np.float64)
+    beta = np.broadcast_to(np.asarray(beta, dtype=np.float64), (n,))
+    for j in range(length):
+        above = best[rows, cats[:, j]]
+        out[:, j] = np.where(mask[:, j], _sigmoid(_logit(r[:, j]) - beta * above), 0.0)
+        best[rows, cats[:, j]] = np.where(mask[:, j], np.maximum(above, r[:, j]), above)
+    return out
+
+
+def greedy_order(r: np.ndarray, cats: np.ndarray, mask: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """The oracle's order (N, L) under substitution strength beta: fill positions top-down, each time with
+    the item of highest context intent given the items already placed (padding last)."""
+    n, length = r.shape
+    rows = np.arange(n)
+    best = np.zeros((n, int(cats.max(initial=0)) + 1))
+    placed = np.zeros((n, length), dtype=bool)
+    order = np.zeros((n, length), dtype=np.int64)
+    logit = _logit(r)
+    beta = np.broadcast_to(np.asarray(beta, dtype=np.float64), (n,))
+    for j in range(length):
+        value = np.where(mask, logit - beta[:, None] * best[rows[:, None], cats], -1e30)  # padding after items
+        k = np.where(placed, -np.inf, value).argmax(1)
+        order[:, j] = k
+        placed[rows, k] = True
+        c = cats[rows, k]
+        best[rows, c] = np.where(mask[rows, k], np.maximum(best[rows, c], r[rows, k]), best[rows, c])
+    return order
 
 
 @dataclass(frozen=True)
 class ClickModel:
-    """Position-based observation, cascade stopping and a within-list comparison effect.
+    """Position-based observation, cascade stopping and the per-user substitution effect.
 
-    P(observe position j) = (1/j)^eta (allRank BaseCascadeModel); after a click the user stops with
-    probability `stop` (stop=1 is the cascade model, stop=0 pure PBM); the click probability of an
-    observed item is r'_j = sigmoid(logit r_j + beta (r_j - mean_{l != j} r_l)) (research note 4.4).
+    P(examine position j | still browsing) = (1/j)^eta (allRank BaseCascadeModel); an examined item is
+    clicked with its context intent r'_j (`substitution_intent`); after a click the user stops with
+    probability `stop` (stop=1: cascade model, stop=0: pure PBM).
     """
 
     eta: float = 1.0
     stop: float = 0.5
-    beta: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.eta < 0:
-            raise InputError(f"click model eta must be >= 0, got {self.eta}")
+        if not (math.isfinite(self.eta) and self.eta >= 0):
+            raise InputError(f"click model eta must be a number >= 0, got {self.eta}")
         if not 0 <= self.stop <= 1:
             raise InputError(f"click model stop probability must be in [0, 1], got {self.stop}")
 
@@ -80,73 +149,106 @@ class ClickModel:
         """theta_j = (1/j)^eta for positions j = 1..n."""
         return (1.0 / np.arange(1, n + 1)) ** self.eta
 
-    def comparison(self, r: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """r' from r (N, n) within each list's valid items; padded positions get 0."""
-        r = np.clip(r, 1e-6, 1 - 1e-6)
-        count = mask.sum(-1, keepdims=True)
-        others = np.where(count > 1, ((r * mask).sum(-1, keepdims=True) - r) / np.maximum(count - 1, 1), r)
-        logit = np.log(r) - np.log1p(-r) + self.beta * (r - others)
-        return np.where(mask, 1.0 / (1.0 + np.exp(-logit)), 0.0)
-
-    def click_probabilities(self, r: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Exact marginal P(click at j) for lists in display order: reach_{j+1} = reach_j (1 - stop theta_j r'_j)."""
-        rp = self.comparison(r, mask)
-        theta = self.observation(r.shape[-1])
-        reach = np.ones(r.shape[0])
-        out = np.zeros_like(rp)
-        for j in range(r.shape[-1]):
-            out[:, j] = reach * theta[j] * rp[:, j]
-            reach = reach * (1.0 - self.stop * theta[j] * rp[:, j])
+    def click_probabilities(self, intent: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Exact marginal P(click at j) of lists shown in order: reach_{j+1} = reach_j (1 - stop theta_j r'_j)."""
+        theta = self.observation(intent.shape[-1])
+        reach = np.ones(intent.shape[0])
+        out = np.zeros_like(intent, dtype=np.float64)
+        for j in range(intent.shape[-1]):
+            p = np.where(mask[:, j], theta[j] * intent[:, j], 0.0)
+            out[:, j] = reach * p
+            reach = reach * (1.0 - self.stop * p)
         return out
 
-    def expected_clicks(self, r: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """(N,) expected number of clicks of each displayed list, exact."""
-        return self.click_probabilities(r, mask).sum(-1)
-
-    def sample(self, r: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Clicks (N, n) in {0, 1} for lists shown in the given order."""
-        rp = self.comparison(r, mask)
-        theta = self.observation(r.shape[-1])
-        reached = np.ones(r.shape[0], dtype=bool)
-        clicks = np.zeros_like(rp)
-        for j in range(r.shape[-1]):
-            click = reached & (rng.random(len(rp)) < theta[j]) & (rng.random(len(rp)) < rp[:, j]) & mask[:, j]
-            clicks[:, j] = click
-            reached &= ~(click & (rng.random(len(rp)) < self.stop))
+    def sample(self, intent: np.ndarray, mask: np.ndarray, examine_u: np.ndarray, click_u: np.ndarray,
+               stop_u: np.ndarray) -> np.ndarray:
+        """Clicks (..., L) in {0, 1} from given uniforms (same shape), so two orders can share their randomness."""
+        theta = self.observation(intent.shape[-1])
+        reached = np.ones(intent.shape[:-1], dtype=bool)
+        clicks = np.zeros(intent.shape)
+        for j in range(intent.shape[-1]):
+            click = reached & (examine_u[..., j] < theta[j]) & (click_u[..., j] < intent[..., j]) & mask[..., j]
+            clicks[..., j] = click
+            reached &= ~(click & (stop_u[..., j] < self.stop))
         return clicks
+
+    def propensity(self, clicks: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Known P(examine j | clicks above) = theta_j (1 - stop)^(clicks above j): c_j / propensity_j is
+        unbiased for the intent r'_j (the stop coin is independent of everything below)."""
+        theta = self.observation(clicks.shape[-1])
+        above = np.cumsum(clicks, axis=-1) - clicks
+        return np.where(mask, theta * (1.0 - self.stop) ** above, 1.0)
+
+    def log_likelihood(self, intent: np.ndarray, clicks: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """log P(clicks) (N,) of lists shown in order, summing over the unseen stop coins (forward pass
+        over the states browsing / stopped)."""
+        theta = self.observation(intent.shape[-1])
+        browsing, stopped = np.ones(intent.shape[0]), np.zeros(intent.shape[0])
+        for j in range(intent.shape[-1]):
+            p = np.where(mask[:, j], theta[j] * intent[:, j], 0.0)
+            c = clicks[:, j] > 0
+            browsing, stopped = (np.where(c, browsing * p * (1 - self.stop), browsing * (1 - p)),
+                                 np.where(c, browsing * p * self.stop, stopped))
+        return np.log(np.maximum(browsing + stopped, 1e-300))
 
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    """Simulator regime settings (all written into the result config)."""
+    """Simulator settings (all written into the result config).
 
-    lists_per_user: int = 8
+    beta_u is 0 for half of the users and 2 * `beta` for the other half (drawn once per user), so
+    `beta` is the population mean and the two kinds of users want different orders.
+    """
+
+    lists_per_user: int = 10
+    test_lists: int = 2  # the last lists of each user; the one before them is validation
+    beta: float = 2.0
     pool_factor: int = 2  # candidates drawn by popularity before the initial ranker picks list_len
     ranker_noise: float = 1.0  # std of Gaussian noise added to initial-ranker scores
-    truth_sharpness: float = 0.3  # r = sigmoid(sharpness * MF logit); the ML-100K MF logit has std ~5, so r spreads over (0, 1)
+    truth_sharpness: float = 0.3  # r = sigmoid(sharpness * MF logit); the ML-100K MF logit has std ~5
     click: ClickModel = field(default_factory=ClickModel)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.test_lists < 1 or self.lists_per_user < self.test_lists + 2:
+            raise InputError(f"lists_per_user ({self.lists_per_user}) must leave at least one training and one "
+                             f"validation list before the {self.test_lists} test list(s) of each user")
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise InputError(f"beta must be a number >= 0, got {self.beta}")
+        if self.pool_factor < 1 or self.ranker_noise < 0 or self.truth_sharpness <= 0:
+            raise InputError("pool_factor must be >= 1, ranker_noise >= 0 and truth_sharpness > 0")
+
+    def record(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if k != "click"}, "click": asdict(self.click),
+                "beta_u": f"0 or {2 * self.beta:g}, each with probability 1/2 (per user)"}
+
+
+# ---------------------------------------------------------------- lists
 
 @dataclass
 class ListData:
-    """Padded lists; candidates are in initial-ranker order (position 1 first).
+    """Padded lists; candidates are in initial-ranker (display) order, position 1 first.
 
-    user (N,); items/cats/scores/labels/mask (N, L); hist_* (N, H, L) with the most recent list last;
-    relevance (N, L): the simulator's ground-truth r (zeros in the logged regime).
+    user (N,); items/cats/scores/mask and the targets (N, L); hist_* (N, H, L) with the most recent list
+    last; relevance (N, L), beta and beta_history (N,) only in the simulated regime (zeros otherwise).
     """
 
     user: np.ndarray
     items: np.ndarray
     cats: np.ndarray
     scores: np.ndarray
-    labels: np.ndarray
     mask: np.ndarray
     hist_items: np.ndarray
     hist_cats: np.ndarray
+    hist_scores: np.ndarray
     hist_labels: np.ndarray
     hist_mask: np.ndarray
+    labels: np.ndarray
+    propensity: np.ndarray
+    intent: np.ndarray
     relevance: np.ndarray
+    beta: np.ndarray
+    beta_history: np.ndarray
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -155,13 +257,12 @@ class ListData:
     def select(self, idx: np.ndarray) -> ListData:
         return ListData(**{k: getattr(self, k)[idx] for k in _ARRAYS}, meta=dict(self.meta))
 
-    def tensors(self, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        """A batch as torch tensors (long ids, float labels/scores, bool masks)."""
+    def batch(self, idx: np.ndarray | None = None, target: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """What a re-ranker sees (OBSERVED arrays as tensors), plus `target` (N, L) for training if given."""
         idx = np.arange(len(self)) if idx is None else idx
-        out = {}
-        for k in _ARRAYS:
-            a = getattr(self, k)[idx]
-            out[k] = torch.from_numpy(np.ascontiguousarray(a))
+        out = {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k)[idx])) for k in OBSERVED}
+        if target is not None:
+            out["target"] = torch.from_numpy(np.ascontiguousarray(target[idx], dtype=np.float32))
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -175,27 +276,34 @@ class ListData:
         from safetensors import safe_open
 
         path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path} is missing: rebuild the lists with `tenfold relife build-lists` or `simulate`")
         t = load_tensors(path)
         missing = [k for k in _ARRAYS if k not in t]
         if missing:
             raise SchemaError(f"{path} lacks list arrays {missing}: rebuild it with `tenfold relife build-lists`")
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {}).get("meta", "{}"))
-        return cls(**{k: t[k].numpy() for k in _ARRAYS}, meta=meta)
+        data = cls(**{k: t[k].numpy() for k in _ARRAYS}, meta=meta)
+        n, length = data.items.shape
+        if data.hist_items.ndim != 3 or data.hist_items.shape[0] != n or data.hist_items.shape[2] != length:
+            raise SchemaError(f"{path}: history arrays do not match the candidate arrays: rebuild the lists")
+        return data
 
 
 @dataclass
 class ListSplits:
-    """train and test lists of one regime plus what built them (vocabulary sizes, seeds, settings)."""
+    """train, validation and test lists of one regime plus what built them (vocabulary sizes, seeds, settings)."""
 
     train: ListData
+    val: ListData
     test: ListData
     info: dict
 
     def save(self, folder: str | os.PathLike) -> Path:
         folder = Path(folder)
-        self.train.save(folder / "train.safetensors")
-        self.test.save(folder / "test.safetensors")
+        for name in SPLITS:
+            getattr(self, name).save(folder / f"{name}.safetensors")
         atomic_write_json(folder / "lists.json", self.info)
         return folder
 
@@ -204,8 +312,7 @@ class ListSplits:
         folder = Path(folder)
         if not (folder / "lists.json").is_file():
             raise InputError(f"{folder} holds no lists.json: build lists with `tenfold relife build-lists --out {folder}`")
-        return cls(ListData.load(folder / "train.safetensors"), ListData.load(folder / "test.safetensors"),
-                   read_json(folder / "lists.json"))
+        return cls(*(ListData.load(folder / f"{name}.safetensors") for name in SPLITS), read_json(folder / "lists.json"))
 
 
 def pad_lists(lists: list[list[int]], length: int, fill: float = PAD) -> tuple[np.ndarray, np.ndarray]:
@@ -288,9 +395,8 @@ def _genre_of(dataset) -> dict:
 
 def _user_chunks(dataset, cfg: ListConfig) -> list[tuple[str, list[list[int]]]]:
     """Per user, consecutive interactions cut into lists of cfg.list_len (row indices into inter)."""
-    inter = dataset.inter
     out = []
-    for user, rows in inter.groupby("user_id", sort=True).indices.items():
+    for user, rows in dataset.inter.groupby("user_id", sort=True).indices.items():
         chunks = [rows[s: s + cfg.list_len].tolist() for s in range(0, len(rows), cfg.list_len)]
         chunks = [c for c in chunks if len(c) >= cfg.min_list_len]
         if len(chunks) >= 2:
@@ -303,43 +409,9 @@ def _user_chunks(dataset, cfg: ListConfig) -> list[tuple[str, list[list[int]]]]:
     return out
 
 
-def _assemble(samples: list[dict], item_vocab: dict, cat_vocab: dict, genre: dict, cfg: ListConfig,
-              user_index: dict, meta: dict) -> ListData:
-    """Turn per-list dicts (raw ids, labels, scores, history) into padded arrays."""
-    n, L, H = len(samples), cfg.list_len, cfg.history_lists
-    a = {k: np.zeros((n, L), dtype=np.int64) for k in ("items", "cats")}
-    a.update({k: np.zeros((n, L), dtype=np.float32) for k in ("scores", "labels", "relevance")})
-    a["mask"] = np.zeros((n, L), dtype=bool)
-    h = {k: np.zeros((n, H, L), dtype=np.int64) for k in ("hist_items", "hist_cats")}
-    h["hist_labels"] = np.zeros((n, H, L), dtype=np.float32)
-    h["hist_mask"] = np.zeros((n, H, L), dtype=bool)
-    vocab = lambda i: item_vocab.get(i, COLD)  # noqa: E731
-    cat = lambda i: cat_vocab.get(genre.get(i, ""), 1)  # noqa: E731
-    for s, d in enumerate(samples):
-        m = len(d["items"])
-        a["items"][s, :m] = [vocab(i) for i in d["items"]]
-        a["cats"][s, :m] = [cat(i) for i in d["items"]]
-        a["scores"][s, :m] = d["scores"]
-        a["labels"][s, :m] = d["labels"]
-        a["relevance"][s, :m] = d.get("relevance", np.zeros(m))
-        a["mask"][s, :m] = True
-        hist = d["history"][-H:] if H else []
-        offset = H - len(hist)  # most recent list last; missing history stays masked
-        for k, (items, labels) in enumerate(hist):
-            m = len(items)
-            h["hist_items"][s, offset + k, :m] = [vocab(i) for i in items]
-            h["hist_cats"][s, offset + k, :m] = [cat(i) for i in items]
-            h["hist_labels"][s, offset + k, :m] = labels
-            h["hist_mask"][s, offset + k, :m] = True
-    user = np.array([user_index[d["user"]] for d in samples], dtype=np.int64)
-    return ListData(user=user, **a, **h, meta=meta)
-
-
-def _vocabularies(train_samples: list[dict], genre: dict) -> tuple[dict, dict]:
+def _vocabularies(train_items: list, genre: dict) -> tuple[dict, dict]:
     """Item vocabulary from re-ranker training lists (candidates and history); genres from the item table."""
-    seen = sorted({i for d in train_samples for i in d["items"]} |
-                  {i for d in train_samples for items, _ in d["history"] for i in items})
-    item_vocab = {i: n + 2 for n, i in enumerate(seen)}
+    item_vocab = {i: n + 2 for n, i in enumerate(sorted(set(train_items)))}
     cats = sorted({g for g in genre.values() if g})
     return item_vocab, {c: n + 2 for n, c in enumerate(cats)}
 
@@ -347,6 +419,62 @@ def _vocabularies(train_samples: list[dict], genre: dict) -> tuple[dict, dict]:
 def _order_by(scores: np.ndarray) -> np.ndarray:
     """Descending order of scores, ties broken by original position (stable)."""
     return np.argsort(-np.asarray(scores), kind="stable")
+
+
+def _stack_lists(rows: list[dict], length: int) -> dict[str, np.ndarray]:
+    """Ragged per-list dicts (raw ids, cat ids, scores, labels, ...) into padded (n, L) arrays."""
+    n = len(rows)
+    out = {"items": np.full((n, length), "", dtype=object), "cats": np.zeros((n, length), dtype=np.int64),
+           "mask": np.zeros((n, length), dtype=bool)}
+    for k in ("scores", "labels", "propensity", "intent", "relevance"):
+        out[k] = np.zeros((n, length), dtype=np.float64)
+    for s, d in enumerate(rows):
+        m = len(d["items"])
+        out["items"][s, :m] = d["items"]
+        out["mask"][s, :m] = True
+        for k in ("cats", "scores", "labels", "propensity", "intent", "relevance"):
+            out[k][s, :m] = d[k]
+    return out
+
+
+def _assemble(lists: dict[str, np.ndarray], owner: np.ndarray, history: int, item_vocab: dict,
+              beta: np.ndarray, beta_history: np.ndarray, meta: dict) -> ListData:
+    """ListData for every list of `lists` (all lists of all users, each user's lists consecutive and in
+    time order, `owner` the user index of each): history = the owner's previous `history` lists."""
+    n, length = lists["mask"].shape
+    ids = np.vectorize(lambda i: item_vocab.get(i, COLD) if i != "" else PAD, otypes=[np.int64])(lists["items"])
+    ids = np.where(lists["mask"], ids, PAD)
+    first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]
+    start = np.repeat(first, np.diff(np.r_[first, n]))  # index of the owner's first list
+    hist = {"hist_items": np.zeros((n, history, length), dtype=np.int64),
+            "hist_cats": np.zeros((n, history, length), dtype=np.int64),
+            "hist_scores": np.zeros((n, history, length), dtype=np.float32),
+            "hist_labels": np.zeros((n, history, length), dtype=np.float32),
+            "hist_mask": np.zeros((n, history, length), dtype=bool)}
+    for slot in range(history):
+        src = np.arange(n) - (history - slot)  # slot history-1 is the most recent list
+        ok = src >= start
+        s = np.where(ok, src, 0)
+        m = lists["mask"][s] & ok[:, None]
+        hist["hist_items"][:, slot] = np.where(m, ids[s], PAD)
+        hist["hist_cats"][:, slot] = np.where(m, lists["cats"][s], PAD)
+        hist["hist_scores"][:, slot] = np.where(m, lists["scores"][s], 0.0)
+        hist["hist_labels"][:, slot] = np.where(m, lists["labels"][s], 0.0)
+        hist["hist_mask"][:, slot] = m
+    f32 = {k: np.where(lists["mask"], lists[k], 0.0).astype(np.float32)
+           for k in ("scores", "labels", "intent", "relevance")}
+    return ListData(user=owner.astype(np.int64), items=ids, cats=np.where(lists["mask"], lists["cats"], PAD),
+                    mask=lists["mask"], propensity=np.where(lists["mask"], lists["propensity"], 1.0).astype(np.float32),
+                    beta=beta.astype(np.float32), beta_history=beta_history.astype(np.float32), meta=meta, **f32, **hist)
+
+
+def _split(data: ListData, part: np.ndarray) -> tuple[ListData, ListData, ListData]:
+    """part: 0 train, 1 validation, 2 test, -1 dropped (the initial ranker's lists)."""
+    return tuple(data.select(np.flatnonzero(part == k)) for k in range(3))
+
+
+def _cat_ids(items: list, genre: dict, cat_vocab: dict) -> list[int]:
+    return [cat_vocab.get(genre.get(i, ""), 1) for i in items]
 
 
 # ---------------------------------------------------------------- logged regime
@@ -367,37 +495,48 @@ def fit_initial_ranker(dataset, cfg: ListConfig = ListConfig()) -> MFRanker:
 
 
 def build_logged_lists(dataset, cfg: ListConfig = ListConfig(), ranker: MFRanker | None = None) -> ListSplits:
-    """Lists from real ratings: per user the last list is test, the earliest `ranker_fraction` train the
-    initial ranker, the rest train the re-ranker; candidates are ordered by the initial ranker."""
+    """Lists from real ratings: per user the earliest `ranker_fraction` lists train the initial ranker,
+    the last list is test, the one before validation (users with at least four lists), the rest train
+    the re-ranker; candidates are ordered by the initial ranker and every list keeps the earlier lists
+    (including the initial ranker's) as history."""
     inter = dataset.inter
     if "rating" not in inter.columns:
         raise InputError("logged lists need a 'rating' column in the .inter file (labels are rating >= threshold)")
     genre = _genre_of(dataset)
     item_ids = inter["item_id"].astype(str).to_numpy()
-    labels = (inter["rating"].to_numpy(dtype=float) >= cfg.label_threshold).astype(np.float32)
+    labels = (inter["rating"].to_numpy(dtype=float) >= cfg.label_threshold).astype(np.float64)
     plans = _plans(dataset, cfg)
     ranker = ranker or fit_initial_ranker(dataset, cfg)
-    train, test = [], []
-    for user, chunks, k_rank in plans:
-        history = []
-        for k, rows in enumerate(chunks):
-            items = item_ids[rows]
-            if k >= k_rank:
-                scores = ranker.score(np.array([user]), items[None, :])[0]
-                order = _order_by(scores)
-                d = {"user": user, "items": items[order].tolist(), "labels": labels[rows][order],
-                     "scores": scores[order], "history": list(history)}
-                (test if k == len(chunks) - 1 else train).append(d)
-            history.append((items.tolist(), labels[rows]))
-    if not train:
+    cat_vocab = _vocabularies([], genre)[1]
+    rows, owner, part = [], [], []
+    for u, (user, chunks, k_rank) in enumerate(plans):
+        n = len(chunks)
+        for k, chunk in enumerate(chunks):
+            items = item_ids[chunk]
+            scores = ranker.score(np.array([user]), items[None, :])[0]
+            order = _order_by(scores) if k >= k_rank else np.arange(len(items))
+            items = items[order].tolist()
+            y = labels[chunk][order]
+            rows.append({"items": items, "cats": _cat_ids(items, genre, cat_vocab), "scores": scores[order],
+                         "labels": y, "propensity": np.ones(len(y)), "intent": np.zeros(len(y)),
+                         "relevance": np.zeros(len(y))})
+            owner.append(u)
+            part.append(-1 if k < k_rank else 2 if k == n - 1 else 1 if (k == n - 2 and n - k_rank >= 3) else 0)
+    part = np.array(part)
+    if not (part == 0).any():
         raise InputError("no re-ranker training lists: users need at least three lists (use more data or a smaller list_len)")
-    item_vocab, cat_vocab = _vocabularies(train, genre)
-    user_index = {u: n for n, (u, _, _) in enumerate(plans)}
-    meta = {"regime": "logged", "n_items": len(item_vocab) + 2, "n_cats": len(cat_vocab) + 2, "n_users": len(user_index)}
-    info = {**meta, "dataset": dataset.name, "config": asdict(cfg), "train_lists": len(train), "test_lists": len(test),
+    lists = _stack_lists(rows, cfg.list_len)
+    seen = part <= 0  # training lists and the earlier lists they read as history
+    train_items = lists["items"][seen][lists["mask"][seen]].tolist()
+    item_vocab = _vocabularies(train_items, genre)[0]
+    zeros = np.zeros(len(rows))
+    meta = {"regime": "logged", "n_items": len(item_vocab) + 2, "n_cats": len(cat_vocab) + 2, "n_users": len(plans)}
+    data = _assemble(lists, np.array(owner), cfg.history_lists, item_vocab, zeros, zeros, meta)
+    train, val, test = _split(data, part)
+    info = {**meta, "dataset": dataset.name, "config": asdict(cfg), "train_lists": len(train), "val_lists": len(val),
+            "test_lists": len(test), "signal": "logged labels (rating >= threshold); propensity 1",
             "ranker": "matrix factorisation (BCE, full-batch Adam) on each user's earliest lists"}
-    return ListSplits(_assemble(train, item_vocab, cat_vocab, genre, cfg, user_index, meta),
-                      _assemble(test, item_vocab, cat_vocab, genre, cfg, user_index, meta), info)
+    return ListSplits(train, val, test, info)
 
 
 # ---------------------------------------------------------------- simulator regime
@@ -410,15 +549,32 @@ def fit_ground_truth(dataset, cfg: ListConfig = ListConfig()) -> MFRanker:
                   dim=cfg.ranker_dim, epochs=cfg.ranker_epochs, seed=cfg.seed + 7919)
 
 
+def posterior_beta(click: ClickModel, relevance: np.ndarray, cats: np.ndarray, mask: np.ndarray, clicks: np.ndarray,
+                   owner: np.ndarray, history: int, beta_high: float) -> np.ndarray:
+    """E[beta_u | the clicks of the previous `history` lists of the same user] (N,) under the two-point
+    prior {0, beta_high} with equal weights: the best any model reading that history could know,
+    given the true relevance and click model (used by the history oracle)."""
+    n = len(owner)
+    ll = [click.log_likelihood(substitution_intent(relevance, cats, mask, np.full(n, b)), clicks, mask)
+          for b in (0.0, beta_high)]
+    evidence = ll[1] - ll[0]
+    first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]
+    start = np.repeat(first, np.diff(np.r_[first, n]))
+    total = np.zeros(n)
+    for back in range(1, history + 1):
+        src = np.arange(n) - back
+        total += np.where(src >= start, evidence[np.maximum(src, 0)], 0.0)
+    return beta_high * _sigmoid(total)
+
+
 def build_simulated_lists(dataset, cfg: ListConfig = ListConfig(), sim: SimulatorConfig = SimulatorConfig(),
                           truth: MFRanker | None = None, ranker: MFRanker | None = None) -> ListSplits:
     """Exposures from the initial ranker (+ noise) over popularity-sampled pools, clicks from `sim.click`.
 
-    Per user `sim.lists_per_user` lists; the last is test. `relevance` stores the ground-truth r so
-    any re-ranked order can be scored exactly under the same click model.
+    Per user `sim.lists_per_user` lists in time order: the last `sim.test_lists` are test, the one before
+    validation, the rest training. `relevance`, `beta` and `beta_history` let any re-ranked order be
+    scored exactly under the same click model and build the oracles.
     """
-    if sim.lists_per_user < 2:
-        raise InputError(f"lists_per_user must be at least 2 (history + test), got {sim.lists_per_user}")
     inter = dataset.inter
     genre = _genre_of(dataset)
     truth = truth or fit_ground_truth(dataset, cfg)
@@ -428,49 +584,45 @@ def build_simulated_lists(dataset, cfg: ListConfig = ListConfig(), sim: Simulato
         users = users[: cfg.max_users]
     counts = inter["item_id"].astype(str).value_counts()
     catalog = np.array(counts.index.tolist())
+    length, T = cfg.list_len, sim.lists_per_user
+    if len(catalog) < length:
+        raise InputError(f"the catalogue has {len(catalog)} items, fewer than list_len={length}")
+    pool = min(length * sim.pool_factor, len(catalog))
     logp = np.log(counts.to_numpy(dtype=float) / counts.sum())
-    L, pool = cfg.list_len, min(cfg.list_len * sim.pool_factor, len(catalog))
-    if len(catalog) < L:
-        raise InputError(f"the catalogue has {len(catalog)} items, fewer than list_len={L}")
     rng = np.random.default_rng(sim.seed)
-    n = len(users) * sim.lists_per_user
-    user_rows = np.repeat(np.array(users), sim.lists_per_user)
+    n = len(users) * T
+    owner = np.repeat(np.arange(len(users)), T)
+    raw_users = np.array(users)[owner]
     gumbel = logp[None, :] - np.log(-np.log(rng.random((n, len(catalog)))))
     cand = catalog[np.argpartition(-gumbel, pool - 1, axis=1)[:, :pool]]  # (n, pool) popularity-sampled
-    noisy = ranker.score(user_rows, cand) + sim.ranker_noise * rng.standard_normal(cand.shape)
-    top = np.argsort(-noisy, axis=1, kind="stable")[:, :L]
+    logit = sim.truth_sharpness * truth.score(raw_users, cand)
+    noisy = logit + sim.ranker_noise * rng.standard_normal(cand.shape)  # the initial ranker: a noisy view of r
+    top = np.argsort(-noisy, axis=1, kind="stable")[:, :length]
     items = np.take_along_axis(cand, top, 1)
     scores = np.take_along_axis(noisy, top, 1)
-    relevance = 1.0 / (1.0 + np.exp(-sim.truth_sharpness * truth.score(user_rows, items)))
+    relevance = _sigmoid(np.take_along_axis(logit, top, 1))
+    cat_vocab = _vocabularies([], genre)[1]
+    cats = np.array([_cat_ids(row, genre, cat_vocab) for row in items.tolist()], dtype=np.int64)
     mask = np.ones_like(relevance, dtype=bool)
-    clicks = sim.click.sample(relevance, mask, rng)
-    train, test = [], []
-    for u_n, user in enumerate(users):
-        history = []
-        for k in range(sim.lists_per_user):
-            s = u_n * sim.lists_per_user + k
-            d = {"user": user, "items": items[s].tolist(), "labels": clicks[s], "scores": scores[s],
-                 "relevance": relevance[s], "history": list(history)}
-            (test if k == sim.lists_per_user - 1 else train).append(d)
-            history.append((items[s].tolist(), clicks[s]))
-    item_vocab, cat_vocab = _vocabularies(train, genre)
-    user_index = {u: n for n, u in enumerate(users)}
-    meta = {"regime": "simulated", "n_items": len(item_vocab) + 2, "n_cats": len(cat_vocab) + 2,
-            "n_users": len(users), "click": asdict(sim.click)}
-    info = {**meta, "dataset": dataset.name, "config": asdict(cfg), "simulator": simulator_record(sim),
-            "train_lists": len(train), "test_lists": len(test), "click_rate": float(clicks.mean()),
+    beta_user = 2 * sim.beta * (rng.random(len(users)) < 0.5)
+    beta = beta_user[owner]
+    context = substitution_intent(relevance, cats, mask, beta)
+    clicks = sim.click.sample(context, mask, rng.random(context.shape), rng.random(context.shape), rng.random(context.shape))
+    intent = (rng.random(context.shape) < context).astype(np.float64)
+    lists = {"items": items.astype(object), "cats": cats, "mask": mask, "scores": scores, "labels": clicks,
+             "propensity": sim.click.propensity(clicks, mask), "intent": context, "relevance": relevance}
+    k = np.tile(np.arange(T), len(users))
+    part = np.where(k >= T - sim.test_lists, 2, np.where(k == T - sim.test_lists - 1, 1, 0))
+    item_vocab = _vocabularies(items[part == 0].ravel().tolist(), genre)[0]
+    beta_hist = posterior_beta(sim.click, relevance, cats, mask, clicks, owner, cfg.history_lists, 2 * sim.beta)
+    meta = {"regime": "simulated", "n_items": len(item_vocab) + 2, "n_cats": len(cat_vocab) + 2, "n_users": len(users),
+            "click": asdict(sim.click), "beta_mean": sim.beta}
+    train, val, test = _split(_assemble(lists, owner, cfg.history_lists, item_vocab, beta, beta_hist, meta), part)
+    info = {**meta, "dataset": dataset.name, "config": asdict(cfg), "simulator": sim.record(),
+            "train_lists": len(train), "val_lists": len(val), "test_lists": len(test),
+            "click_rate": float(clicks.mean()), "intent_rate": float(intent.mean()),
             "mean_relevance": float(relevance.mean())}
-    return ListSplits(_assemble(train, item_vocab, cat_vocab, genre, cfg, user_index, meta),
-                      _assemble(test, item_vocab, cat_vocab, genre, cfg, user_index, meta), info)
-
-
-def simulator_record(sim: SimulatorConfig) -> dict:
-    return {f.name: (asdict(getattr(sim, f.name)) if f.name == "click" else getattr(sim, f.name)) for f in fields(sim)}
-
-
-def with_beta(sim: SimulatorConfig, beta: float) -> SimulatorConfig:
-    """The same simulator (same seeds, same exposures) with another comparison strength."""
-    return replace(sim, click=replace(sim.click, beta=beta))
+    return ListSplits(train, val, test, info)
 
 
 def _ml100k_installed() -> bool:
@@ -485,14 +637,14 @@ register_dataset(DatasetSpec(
     licence="GroupLens research licence (via recbole's MovieLens-100K)",
     loader="tenfold.data.lists:build_logged_lists",
     description="Logged-label re-ranking lists: consecutive ratings per user, label rating >= 4, history = "
-                "earlier lists with labels, order from our MF initial ranker.",
+                "earlier lists with labels, order from our MF initial ranker; train / validation / test per user.",
     available=_ml100k_installed))
 
 register_dataset(DatasetSpec(
     name="ml-100k-clicksim", source="generated",
-    size="943 users x 8 lists of 10 (configurable)",
+    size="943 users x 10 lists of 10 (configurable)",
     licence="derived from MovieLens-100K (GroupLens research licence)",
     loader="tenfold.data.lists:build_simulated_lists",
     description="Simulated exposures and clicks: MF ground truth fit on ML-100K, PBM (1/pos)^eta observation, "
-                "cascade stop, comparison effect beta. Synthetic clicks.",
+                "cascade stop, same-genre substitution with a per-user strength beta_u. Synthetic clicks.",
     available=_ml100k_installed))

@@ -6,8 +6,8 @@ baselines, the metrics and the experiment.
 
 from __future__ import annotations
 
-from tenfold.relife.baselines import DLCM, PRM, BaselineConfig, InitialRanker, MIRLite, SetRank
-from tenfold.relife.metrics import evaluate_rerank, map_at_k, ndcg_at_k, rerank_order, utility_at_k
+from tenfold.relife.baselines import DLCM, MIR, PRM, BaselineConfig, InitialRanker, PersonalVector, SetRank
+from tenfold.relife.metrics import logged_metrics, map_at_k, ndcg_at_k, rerank_order, simulated_metrics
 from tenfold.relife.model import (
     ComparisonAwarePatternExtractor,
     DisentangledInterestMiner,
@@ -15,13 +15,14 @@ from tenfold.relife.model import (
     RelifeConfig,
     SequentialPreferenceMixer,
     info_nce,
+    pointwise_loss,
 )
-from tenfold.relife.train import MODELS, TrainConfig, build_model, fit, predict
+from tenfold.relife.train import MODELS, TrainConfig, build_model, fit, predict, targets, train_model
 
 __all__ = [
-    "DLCM", "PRM", "BaselineConfig", "InitialRanker", "MIRLite", "SetRank",
-    "evaluate_rerank", "map_at_k", "ndcg_at_k", "rerank_order", "utility_at_k",
+    "DLCM", "MIR", "PRM", "BaselineConfig", "InitialRanker", "PersonalVector", "SetRank",
+    "logged_metrics", "map_at_k", "ndcg_at_k", "rerank_order", "simulated_metrics",
     "ComparisonAwarePatternExtractor", "DisentangledInterestMiner", "Relife", "RelifeConfig",
-    "SequentialPreferenceMixer", "info_nce",
-    "MODELS", "TrainConfig", "build_model", "fit", "predict",
+    "SequentialPreferenceMixer", "info_nce", "pointwise_loss",
+    "MODELS", "TrainConfig", "build_model", "fit", "predict", "targets", "train_model",
 ]

@@ -1,7 +1,14 @@
-"""One training and scoring loop for RELIFE and every baseline (same data, batches, optimiser, epochs)."""
+"""One training and scoring loop for RELIFE and every baseline: the same data, target, batches,
+optimiser, width, epoch budget and early stopping on a validation split.
+
+The loop runs on `tenfold.core.accel` (device, --mixed-precision, data-parallel under `accelerate
+launch`); one process gives the same batches and numbers as a plain loop. Each epoch ends with a
+checkpoint, so a killed run resumes at its last finished epoch and ends with the same weights.
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,77 +17,178 @@ import torch
 from torch import nn
 
 from tenfold.core.errors import InputError, SchemaError
-from tenfold.core.io import atomic_write_json, load_tensors, read_json, save_tensors
+from tenfold.core.io import Checkpoint, atomic_write_json, load_tensors, read_json, save_tensors
 from tenfold.core.progress import progress
-from tenfold.data.lists import ListData
-from tenfold.relife.baselines import BASELINES, BaselineConfig
-from tenfold.relife.model import Relife, RelifeConfig
+from tenfold.data.lists import ListData, ListSplits
+from tenfold.relife.baselines import BASELINES, PRM, BaselineConfig, PersonalVector
+from tenfold.relife.model import Relife, RelifeConfig, pointwise_loss
 
-MODELS = ("initial", "dlcm", "prm", "setrank", "mir", "relife", "relife-no-cpe", "relife-no-dim", "relife-no-cl")
+ABLATIONS = {"relife-no-history": {"use_history": False}, "relife-clicks-only": {"hybrid": False},
+             "relife-no-cpe": {"use_cpe": False}, "relife-no-cl": {"cl_weight": 0.0}}
+MODELS = ("initial", "dlcm", "prm", "setrank", "mir", "relife", *ABLATIONS)
+SIGNALS = ("ips", "intent", "labels")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Adam with L2, pointwise BCE; the lineage uses lr 1e-4..1e-3 and batch 32..2048 (note 1.6, 2.4)."""
+    """Adam, gradient clipping 5 (MIR's setting), early stopping on the validation objective.
 
-    epochs: int = 4
+    The lineage uses lr 1e-4..1e-3 and batch 32..2048 (note 1.6, 2.4); our lists are few, so a larger lr.
+    """
+
+    max_epochs: int = 8
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-5
+    patience: int = 2
+    min_propensity: float = 0.05  # IPS weights clipped at 1 / 0.05
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise InputError(f"epochs, batch_size and lr must be positive, got {self.epochs}, {self.batch_size}, {self.lr}")
+        if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise InputError(f"max_epochs, batch_size and patience must be at least 1, got {self.max_epochs}, "
+                             f"{self.batch_size}, {self.patience}")
+        if not (self.lr > 0 and 0 < self.min_propensity <= 1):
+            raise InputError(f"lr must be > 0 and min_propensity in (0, 1], got {self.lr}, {self.min_propensity}")
 
 
-def build_model(name: str, meta: dict, list_len: int, history_lists: int, dim: int = 32, heads: int = 2,
+def targets(data: ListData, signal: str, min_propensity: float = 0.05) -> np.ndarray:
+    """The training target (N, L) of each candidate.
+
+    ips: logged click / known examination propensity (clipped), unbiased for the intent r' (simulator);
+    intent: the simulator's intent draw for the displayed list; labels: logged labels as they are
+    (ratings have no display position, propensity 1).
+    """
+    if signal not in SIGNALS:
+        raise InputError(f"unknown training signal {signal!r}: choose one of {', '.join(SIGNALS)}")
+    simulated = data.meta.get("regime") == "simulated"
+    if signal != "labels" and not simulated:
+        raise InputError(f"signal {signal!r} needs simulated lists (propensities and intents); logged lists train on 'labels'")
+    if signal == "ips":
+        return data.labels / np.maximum(data.propensity, min_propensity)
+    return data.intent if signal == "intent" else data.labels
+
+
+def build_model(name: str, meta: dict, list_len: int, history_lists: int, dim: int = 16, heads: int = 1,
                 contrastive: str = "user", cl_weight: float = 0.1) -> nn.Module:
     """A named model (one of MODELS) sized for lists described by `meta` (vocabulary sizes)."""
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     if name in BASELINES:
-        return BASELINES[name](BaselineConfig(meta["n_items"], meta["n_cats"], list_len, dim, heads))
-    switches = {"relife-no-cpe": {"use_cpe": False}, "relife-no-dim": {"use_dim": False},
-                "relife-no-cl": {"cl_weight": 0.0}}.get(name, {})
+        return BASELINES[name](BaselineConfig(meta["n_items"], meta["n_cats"], list_len, history_lists, dim, heads))
     cfg = RelifeConfig(n_items=meta["n_items"], n_cats=meta["n_cats"], list_len=list_len, history_lists=history_lists,
                        dim=dim, heads=heads, contrastive=contrastive, cl_weight=cl_weight)
-    return Relife(replace(cfg, **switches))
+    return Relife(replace(cfg, **ABLATIONS.get(name, {})))
 
 
-def fit(model: nn.Module, data: ListData, cfg: TrainConfig = TrainConfig()) -> dict:
-    """Train in place; returns the mean loss of each epoch."""
-    if not getattr(model, "trainable", True):
-        return {"loss": []}
-    if len(data) == 0:
-        raise InputError("no training lists: build lists with more users or history")
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    losses = []
-    model.train()
-    for _ in progress(range(cfg.epochs), desc=f"train {type(model).__name__}"):
-        order, total = rng.permutation(len(data)), 0.0
-        for start in range(0, len(data), cfg.batch_size):
-            batch = data.tensors(order[start: start + cfg.batch_size])
-            loss = model.loss(batch)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # max_norm 5 as in MIR's setting
-            opt.step()
-            total += loss.item() * len(batch["user"])
-        losses.append(total / len(data))
-    return {"loss": losses}
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: ListData, batch_size: int = 512) -> np.ndarray:
+def objective(model: nn.Module, data: ListData, target: np.ndarray, batch_size: int = 1024) -> float:
+    """The pointwise objective over all real candidates of `data` (the validation criterion)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        batch = _to(data.batch(np.arange(start, min(start + batch_size, len(data))), target), device)
+        logits, _ = model(batch)
+        n = int(batch["mask"].sum())
+        total += float(pointwise_loss(logits.float(), batch["target"], batch["mask"])) * n
+        count += n
+    return total / max(count, 1)
+
+
+def fit(model: nn.Module, train: ListData, val: ListData, cfg: TrainConfig, signal: str,
+        checkpoint: Checkpoint | None = None, desc: str = "") -> dict:
+    """Train in place with early stopping on `val`; the best epoch's weights are kept.
+
+    Returns {"loss": train loss per epoch, "val": validation objective per epoch, "best_epoch": k}.
+    """
+    from tenfold.core.accel import accelerator, local_slice
+
+    if not getattr(model, "trainable", True):
+        return {"loss": [], "val": [], "best_epoch": 0}
+    if len(train) == 0 or len(val) == 0:
+        raise InputError("training needs non-empty training and validation lists: build lists with more users or lists")
+    y_train, y_val = targets(train, signal, cfg.min_propensity), targets(val, signal, cfg.min_propensity)
+    acc = accelerator()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model, opt = acc.prepare(model, opt)
+    net = acc.unwrap_model(model)
+    state = checkpoint.load() if checkpoint is not None else None
+    if state:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        best_state = state["best_state"]
+    else:
+        state = {"epoch": 0, "best": float("inf"), "bad": 0, "loss": [], "val": [], "best_epoch": 0}
+        best_state = copy.deepcopy(net.state_dict())
+    for epoch in progress(range(state["epoch"], cfg.max_epochs), desc=desc or f"train {type(net).__name__}"):
+        if state["bad"] >= cfg.patience:
+            break
+        model.train()
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))
+        total, seen = 0.0, 0
+        for start in range(0, len(train), cfg.batch_size):
+            idx = order[start: start + cfg.batch_size]
+            idx = local_slice(idx[: len(idx) - len(idx) % acc.num_processes], acc)
+            if len(idx) == 0:
+                continue
+            batch = _to(train.batch(idx, y_train), acc.device)
+            logits, extra = model(batch)
+            loss = pointwise_loss(logits.float(), batch["target"], batch["mask"]) + extra
+            acc.backward(loss)
+            acc.clip_grad_norm_(params, 5.0)
+            opt.step()
+            opt.zero_grad()
+            total, seen = total + float(loss.detach()) * len(idx), seen + len(idx)
+        val_loss = objective(net, val, y_val)
+        state["loss"].append(total / max(seen, 1))
+        state["val"].append(val_loss)
+        if val_loss < state["best"] - 1e-6:
+            state.update(best=val_loss, bad=0, best_epoch=epoch + 1)
+            best_state = copy.deepcopy(net.state_dict())
+        else:
+            state["bad"] += 1
+        state["epoch"] = epoch + 1
+        if checkpoint is not None:
+            checkpoint.save({**state, "model": net.state_dict(), "optimizer": opt.state_dict(), "best_state": best_state})
+    net.load_state_dict(best_state)
+    return {"loss": state["loss"], "val": state["val"], "best_epoch": state["best_epoch"]}
+
+
+def train_model(name: str, splits: ListSplits, cfg: TrainConfig, signal: str, dim: int = 16, heads: int = 1,
+                contrastive: str = "user", cl_weight: float = 0.1, folder: str | Path | None = None) -> tuple[nn.Module, dict]:
+    """Build and train `name` on `splits` (PRM: first its personalisation model, then PRM on top).
+
+    With `folder`, every stage checkpoints there each epoch and a rerun resumes; returns (model, history).
+    """
+    train, val = splits.train, splits.val
+    L, H = train.mask.shape[1], train.hist_mask.shape[1]
+    ckpt = (lambda stage: Checkpoint(folder, f"checkpoint-{stage}")) if folder is not None else (lambda stage: None)
+    if name == "prm":
+        config = BaselineConfig(train.meta["n_items"], train.meta["n_cats"], L, H, dim, heads)
+        personal = PersonalVector(config)
+        pre = fit(personal, train, val, cfg, signal, ckpt("personal"), desc="pre-train PRM's personal vector")
+        model = PRM(config, personal)
+        return model, {**fit(model, train, val, cfg, signal, ckpt("model"), desc="train PRM"), "pretrain": pre}
+    model = build_model(name, train.meta, L, H, dim=dim, heads=heads, contrastive=contrastive, cl_weight=cl_weight)
+    return model, fit(model, train, val, cfg, signal, ckpt("model"), desc=f"train {name}")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: ListData, batch_size: int = 1024) -> np.ndarray:
     """Scores (N, L) for every list; padded positions get -inf."""
     model.eval()
+    params = list(model.parameters())
+    device = params[0].device if params else torch.device("cpu")
     out = []
     for start in range(0, len(data), batch_size):
-        batch = data.tensors(np.arange(start, min(start + batch_size, len(data))))
-        out.append(model(batch).float().numpy())
+        logits, _ = model(_to(data.batch(np.arange(start, min(start + batch_size, len(data)))), device))
+        out.append(logits.float().cpu().numpy())
     scores = np.concatenate(out) if out else np.zeros(data.mask.shape, dtype=np.float32)
     return np.where(data.mask, scores, -np.inf)
 
@@ -101,11 +209,15 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict]:
     spec = read_json(folder / "model.json")
     try:
         model = build_model(spec["name"], spec["meta"], spec["list_len"], spec["history_lists"], dim=spec["dim"],
-                            contrastive=spec.get("contrastive", "user"), cl_weight=spec.get("cl_weight", 0.1))
-    except KeyError as err:
+                            heads=spec.get("heads", 1), contrastive=spec.get("contrastive", "user"),
+                            cl_weight=spec.get("cl_weight", 0.1))
+    except (KeyError, TypeError) as err:
         raise SchemaError(f"{folder / 'model.json'} lacks {err}: retrain the model") from err
     if (folder / "model.safetensors").is_file():
-        model.load_state_dict(load_tensors(folder / "model.safetensors"))
+        try:
+            model.load_state_dict(load_tensors(folder / "model.safetensors"))
+        except RuntimeError as err:
+            raise SchemaError(f"{folder / 'model.safetensors'} does not match {spec['name']}'s shapes: retrain the model") from err
     return model, spec
 
 
