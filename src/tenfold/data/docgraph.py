@@ -344,7 +344,7 @@ class _DocsGraphSpec(DatasetSpec):
 
 register_dataset(_DocsGraphSpec(
     name="python-docs-graph", source="debian package",
-    size="see `tenfold data show python-docs-graph` (pages as nodes, 1,000 words)",
+    size="454 pages, 4,534 links, 1,000 words (python3.11-doc; live numbers: data show)",
     licence="PSF License (Python documentation)", loader="tenfold.data.docgraph:load_python_docs_graph",
     description="Python 3 HTML docs (Debian python3-doc) as a document network: pages (or sections) as nodes "
                 "with their words (code blocks and tables of contents left out), hyperlinks in the main text as "
