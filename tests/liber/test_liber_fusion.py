@@ -153,3 +153,11 @@ def test_encoder_keeps_numbers_and_signs():
     assert not np.allclose(up, down, atol=1e-3)  # scikit-learn's default pattern reads both as "drama 25"
     assert _sign_probe(TOKEN_PATTERN) > 0.95
     assert _sign_probe(r"(?u)\b\w\w+\b") < 0.7  # negative control: the old default pattern loses the sign
+
+
+def test_encoder_keeps_its_width_on_near_empty_texts():
+    enc = HashingSVDEncoder(dim=8, seed=0).fit(["", "  ", "a b", "a c", ""])  # a tiny LM's answers
+    out = enc.encode(["", "a b", "zzz"])
+    assert out.shape == (3, 8) and np.all(out[0] == 0) and np.all(out[2] == 0)
+    assert np.isclose(np.linalg.norm(out[1]), 1.0)
+    assert np.all(HashingSVDEncoder(dim=4).fit(["", ""]).encode(["x"]) == 0)

@@ -195,7 +195,7 @@ def user_split(inter: pd.DataFrame, valid: float = 0.1, test: float = 0.1, seed:
         raise InputError(f"a user-disjoint split needs at least 3 users, got {len(users)}")
     order = np.random.default_rng(seed).permutation(len(users))
     n_test = max(1, int(round(len(users) * test)))
-    n_valid = int(round(len(users) * valid)) if valid > 0 else 0
+    n_valid = max(1, int(round(len(users) * valid))) if valid > 0 else 0
     group = np.full(len(users), "train", dtype=object)
     group[order[:n_test]] = "test"
     group[order[n_test:n_test + n_valid]] = "valid"

@@ -30,6 +30,8 @@ SPLIT = typer.Option("users", "--split", help="users: users split 81/9/10, no us
 TIMEOUT = typer.Option(60.0, "--llm-timeout", help="Seconds per HTTP request (openai backend).")
 CONCURRENCY = typer.Option(4, "--llm-concurrency", help="Parallel requests (openai backend).")
 MAX_TOKENS = typer.Option(512, "--llm-max-tokens", help="Longest answer, in tokens (openai and transformers).")
+RETRIES = typer.Option(3, "--llm-retries", help="Tries after the first on a network error, timeout, 429/5xx or a "
+                                                "malformed reply, waiting 1, 2, 4, ... s (openai backend).")
 
 
 def _fields(value: str) -> bool:
@@ -39,11 +41,11 @@ def _fields(value: str) -> bool:
 
 
 def _llm_options(llm: str, url: str | None, model: str | None, timeout: float, concurrency: int, max_tokens: int,
-                 fields: str) -> dict:
+                 fields: str, retries: int = 3) -> dict:
     """The settings `experiment.reproduce(llm=...)` and `_generator` take."""
     options: dict = {"llm": llm, "url": url, "model": model, "fields": _fields(fields)}
     if llm == "openai":
-        options.update(timeout=timeout, concurrency=concurrency, max_tokens=max_tokens)
+        options.update(timeout=timeout, concurrency=concurrency, max_tokens=max_tokens, retries=retries)
     elif llm == "transformers":
         options.update(max_new_tokens=max_tokens)
     return options
@@ -81,6 +83,7 @@ def reproduce(
     max_users: int = typer.Option(None, "--max-users", help="Only the first N users (for a slow real LLM)."),
     llm: str = LLM, llm_url: str = LLM_URL, llm_model: str = LLM_MODEL, llm_fields: str = LLM_FIELDS,
     llm_timeout: float = TIMEOUT, llm_concurrency: int = CONCURRENCY, llm_max_tokens: int = MAX_TOKENS,
+    llm_retries: int = RETRIES,
 ) -> None:
     """Reproduce the paper's claims on this machine and write result.json + plots (summaries from the
     rule stand-in unless --llm names a real model)."""
@@ -93,7 +96,7 @@ def reproduce(
     from tenfold.liber.experiment import reproduce as run
 
     options = None if llm == "rules" else _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency,
-                                                        llm_max_tokens, llm_fields)
+                                                        llm_max_tokens, llm_fields, llm_retries)
     if options is None and (llm_url or llm_model):
         raise InputError("--llm-url/--llm-model need --llm openai or --llm transformers")
     spec = replace(registered()["liber"], reproduce=partial(run, data=data, llm=options, max_users=max_users))
@@ -142,9 +145,10 @@ def summarize(state: Path = typer.Option(Path("liber-state.json"), help="UBSP st
               cascade: bool = typer.Option(True, help="--no-cascade summarises each partition alone (ablation)."),
               domain: str = typer.Option("movie", help="Prompt template: movie, book or music."),
               llm_fields: str = LLM_FIELDS, llm_timeout: float = TIMEOUT, llm_concurrency: int = CONCURRENCY,
-              llm_max_tokens: int = MAX_TOKENS):
+              llm_max_tokens: int = MAX_TOKENS, llm_retries: int = RETRIES):
     """UIL: summarise every closed partition not yet in OUT (cascade + shift + fields), through the answer cache."""
     from tenfold.core.io import atomic_write_text
+    from tenfold.core.runtime import work_starts
     from tenfold.liber.interests import (
         TEMPLATES,
         InterestRecord,
@@ -170,8 +174,9 @@ def summarize(state: Path = typer.Option(Path("liber-state.json"), help="UBSP st
         for line in out.read_text().splitlines():
             d = json.loads(line)
             known.setdefault(d["user"], []).append(InterestRecord.from_dict(d))
-    gen = _generator(_llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields),
-                     cache)
+    gen = _generator(_llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields,
+                                  llm_retries), cache)
+    work_starts("interest learning")
     try:
         store = learn_interests({u: s.partitions for u, s in part.users.items()}, gen, ItemCatalog.from_frame(ds.item),
                                 profiles, TEMPLATES[domain], cascade=cascade, known=known, fields=_fields(llm_fields))
@@ -191,9 +196,10 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
           cache: Path = CACHE, out: Path = typer.Option(Path("liber-model"), help="Folder for model.safetensors + model.json."),
           epochs: int = typer.Option(4, help="Training epochs (best validation AUC is kept)."),
           encoder: str = typer.Option("hashing", help="hashing (default) or a local sentence-transformer folder."),
+          text_dim: int = typer.Option(32, "--text-dim", help="Width of the hashing encoder's text vectors."),
           max_users: int = typer.Option(None, "--max-users", help="Only the first N users (by id)."),
           seed: int = typer.Option(0, help="Seed."), llm_fields: str = LLM_FIELDS, llm_timeout: float = TIMEOUT,
-          llm_concurrency: int = CONCURRENCY, llm_max_tokens: int = MAX_TOKENS):
+          llm_concurrency: int = CONCURRENCY, llm_max_tokens: int = MAX_TOKENS, llm_retries: int = RETRIES):
     """Train a backbone with LIBER (or a baseline variant) and save it with its test metrics."""
     from dataclasses import replace
 
@@ -211,8 +217,10 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
     from tenfold.liber.samples import build_ctr_data
     from tenfold.liber.training import evaluate, fit
 
-    cfg = replace(LiberConfig(), rule=rule, epochs=epochs, encoder=encoder, split=split, fields=_fields(llm_fields))
-    options = _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields)
+    cfg = replace(LiberConfig(), rule=rule, epochs=epochs, encoder=encoder, text_dim=text_dim, split=split,
+                  fields=_fields(llm_fields))
+    options = _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields,
+                           llm_retries)
     gen = _generator(options, cache)
     ds, synthetic = load_data(data, seed)
     ds = first_users(ds, max_users)

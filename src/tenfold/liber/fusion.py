@@ -44,7 +44,8 @@ class TextEncoder:
 class HashingSVDEncoder(TextEncoder):
     """Default encoder, no weights: 1-2-grams of words and signed numbers, hashed, then TruncatedSVD on
     the hashed columns the fitting texts actually use (the rest are all-zero, so dropping them changes
-    nothing but the cost)."""
+    nothing but the cost). Texts with fewer distinct terms than `dim` (a tiny LM's near-empty answers)
+    keep the width: the missing components are zero, and texts without any term encode as zeros."""
 
     def __init__(self, dim: int = 32, n_features: int = 2**18, seed: int = 0, token_pattern: str = TOKEN_PATTERN):
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -58,20 +59,21 @@ class HashingSVDEncoder(TextEncoder):
     def fit(self, texts):
         from sklearn.decomposition import TruncatedSVD
 
-        if len(texts) <= self.dim:
-            raise InputError(f"the text encoder needs more than dim={self.dim} texts to fit, got {len(texts)}: "
-                             "use more users or a smaller --text-dim")
+        if not texts:
+            raise InputError("the text encoder needs texts to fit, got none")
         x = self.vectorizer.transform(texts).tocsc()
         self.columns = np.flatnonzero(np.diff(x.indptr))
-        if len(self.columns) <= self.dim:
-            raise InputError(f"the texts use only {len(self.columns)} distinct terms, not enough for dim={self.dim}")
-        self.svd = TruncatedSVD(self.dim, random_state=self.seed).fit(x[:, self.columns])
+        rank = min(self.dim, len(self.columns) - 1, len(texts) - 1)
+        self.svd = TruncatedSVD(rank, random_state=self.seed).fit(x[:, self.columns]) if rank >= 1 else None
         return self
 
     def encode(self, texts):
-        if self.svd is None:
+        if self.columns is None:
             raise InputError("HashingSVDEncoder.encode called before fit")
-        out = self.svd.transform(self.vectorizer.transform(texts).tocsc()[:, self.columns]).astype(np.float32)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        if self.svd is not None:
+            part = self.svd.transform(self.vectorizer.transform(texts).tocsc()[:, self.columns])
+            out[:, :part.shape[1]] = part
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
 
 

@@ -220,8 +220,8 @@ class OpenAIGenerator(TextGenerator):
             text = reply["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as err:
             raise _Malformed(f"malformed reply from {self.url}: {raw[:200]!r}") from err
-        if not isinstance(text, str) or not text.strip():
-            raise _Malformed(f"empty or non-text content in the reply from {self.url}")
+        if not isinstance(text, str):  # an empty answer is an answer (a poor one); a missing one is not
+            raise _Malformed(f"non-text content in the reply from {self.url}: {raw[:200]!r}")
         usage = reply.get("usage") if isinstance(reply, dict) else None
         with self._lock:
             self.usage["requests"] += 1
