@@ -210,3 +210,18 @@ def test_reproduce_smoke_profile_writes_every_metric(lm_dir, small_pixel_dir, tm
     assert all(c.interval is not None for c in result.claims)
     assert all((tmp_path / a).is_file() for a in result.artifacts)
     json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--allocation", "greedy"], "--allocation"),
+    (["--device-map", "everywhere"], "--device-map"),
+    (["--offload-folder", "/tmp/x"], "--device-map"),
+    (["--clip", "--method", "flap"], "--clip"),
+    (["--ratio", "1.5"], "--ratio"),
+])
+def test_cli_run_refuses_bad_options_before_any_work(args, message, lm_dir, tmp_path):
+    from tenfold.prune.cli import app
+
+    res = CliRunner().invoke(app, ["run", "--model", str(lm_dir), "--out", str(tmp_path / "o"), *args])
+    assert res.exit_code != 0 and isinstance(res.exception, InputError) and message in str(res.exception)
+    assert not (tmp_path / "o").exists()

@@ -18,6 +18,7 @@ add_standard_commands(app, "prune")
 
 ZOO = ("tiny-lm", "tiny-lm-long", "pixel-ar")
 DIGITS = "digits"  # the pixel-ar model's data, recorded as its source corpus
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential", "cpu")  # accelerate's named maps
 
 
 def _model_dir(name_or_path: str) -> Path:
@@ -123,6 +124,10 @@ def run(
         raise InputError(f"--allocation must be auto or one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     if clip and method != "numerical":
         raise InputError("--clip applies to the numerical score only")
+    if device_map is not None and device_map not in DEVICE_MAPS:
+        raise InputError(f"--device-map must be one of {', '.join(DEVICE_MAPS)}, got {device_map!r}")
+    if offload_folder is not None and device_map is None:
+        raise InputError("--offload-folder needs --device-map (the folder holds the weights the map puts on disk)")
     load_kwargs = {}
     if device_map is not None:
         load_kwargs = {"device_map": device_map, **({"offload_folder": str(offload_folder)} if offload_folder else {})}
