@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -237,97 +237,179 @@ FAMILY = "wang zhang liu chen yang zhao huang zhou wu xu sun ma zhu hu guo lin h
 ORG_WORDS = ("university institute college laboratory school academy center department").split()
 CITIES = "beijing shanghai nanjing wuhan tianjin boston austin paris berlin tokyo seoul delhi oslo lima".split()
 VENUE_KINDS = ("journal of", "proceedings of", "transactions on", "conference on", "letters in", "review of")
+PID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Statistics of the generated IND data (defaults chosen to mimic the real set's shape)."""
+    """Shape and difficulty of the generated IND data.
 
-    n_train: int = 40
-    n_valid: int = 16
-    min_papers: int = 16
-    max_papers: int = 36
-    outlier_rate: tuple[float, float] = (0.10, 0.15)  # typical per-author outlier share
-    zero_outlier_share: float = 0.06  # authors with no outliers (weight 0 in the metric)
-    heavy_outlier_share: float = 0.08  # authors with 35-50% outliers
-    hard_negative_p: float = 0.35  # outlier reuses the true author's venue or org and one collaborator
-    cold_positive_p: float = 0.25  # normal paper with only new co-authors
+    Shape: authors, papers per author, outlier shares (about 12 % of papers are outliers in the real
+    training set; a few authors have none, a few have many).
+
+    Difficulty: the real errors are papers of same-name people in nearby fields, so an outlier's
+    author (another person with the identical name) overlaps with the true person, each knob a
+    probability:
+      topic_overlap    the other person shares one of the true person's two topics (its titles on
+                       that topic use the same vocabulary)
+      venue_share      an outlier paper appears in one of the true person's venues
+      coauthor_share   an outlier paper has 1-2 of the true person's collaborators among its authors
+      org_share        the name on an outlier paper carries one of the true person's organisations
+    and the true person's own papers are not all typical:
+      cold_positive_p  a normal paper with only new co-authors (no collaborator from the pool)
+      side_topic_p     a normal paper on a topic outside the person's two topics
+      title_noise      share of title words from a field-neutral vocabulary (learning, model, ...)
+    Paper ids are random 8-character strings and every list is shuffled, so no id or order says
+    which papers are outliers.
+    """
+
+    n_train: int = 120
+    n_valid: int = 100
+    min_papers: int = 8
+    max_papers: int = 20
+    outlier_rate: tuple[float, float] = (0.10, 0.25)  # typical per-author outlier share
+    zero_outlier_share: float = 0.05  # authors with no outliers (weight 0 in the metric)
+    heavy_outlier_share: float = 0.10  # authors with 35-50% outliers
+    topic_overlap: float = 0.7
+    venue_share: float = 0.4
+    coauthor_share: float = 0.4
+    org_share: float = 0.3
+    cold_positive_p: float = 0.3
+    side_topic_p: float = 0.15
+    title_noise: float = 0.4
     name_pool: int = 0  # distinct names; 0 -> 97% of the number of authors (same-name collisions)
     collaborators: tuple[int, int] = (8, 24)
 
+    def __post_init__(self) -> None:
+        for name in ("zero_outlier_share", "heavy_outlier_share", "topic_overlap", "venue_share", "coauthor_share",
+                     "org_share", "cold_positive_p", "side_topic_p", "title_noise"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"GeneratorConfig.{name} is a probability in [0, 1], got {value}")
+        if self.n_train < 1 or self.n_valid < 0 or not 2 <= self.min_papers <= self.max_papers:
+            raise InputError("GeneratorConfig needs n_train >= 1, n_valid >= 0 and 2 <= min_papers <= max_papers, got "
+                             f"{self.n_train}, {self.n_valid}, {self.min_papers}, {self.max_papers}")
+
 
 class _Person:
-    def __init__(self, rng: np.random.Generator, name: str, cfg: GeneratorConfig):
-        k = len(TOPICS)
+    """One real person behind a name: topics, collaborators, drifting organisations, venues."""
+
+    def __init__(self, rng: np.random.Generator, name: str, cfg: GeneratorConfig, topics: tuple[int, int]):
         self.name = name
-        self.topics = rng.choice(k, size=2, replace=False)
+        self.topics = topics
         self.topic_w = rng.dirichlet([2.0, 1.0])
         n_col = int(rng.integers(*cfg.collaborators))
-        self.collab = [f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}" for _ in range(n_col)]
+        self.collab = [_person_name(rng) for _ in range(n_col)]
         self.collab_org = [_org(rng) for _ in range(n_col)]
         self.collab_w = 1.0 / np.arange(1, n_col + 1) ** 1.1  # power-law reuse
         self.collab_w /= self.collab_w.sum()
         self.orgs = [_org(rng) for _ in range(int(rng.integers(1, 4)))]  # drifting over years
-        self.venues = {int(t): [_venue(rng, t) for _ in range(3)] for t in self.topics}
+        self.venues = {t: [_venue(rng, t) for _ in range(3)] for t in topics}
         self.start = int(rng.integers(1995, 2015))
 
-    def paper(self, rng: np.random.Generator, cold: bool = False) -> dict:
+    def collaborator(self, rng: np.random.Generator) -> dict:
+        j = min(len(self.collab) - 1, int(np.searchsorted(np.cumsum(self.collab_w), rng.random())))
+        return {"name": self.collab[j], "org": self.collab_org[j]}
+
+    def paper(self, rng: np.random.Generator, cfg: GeneratorConfig, cold: bool = False, side: bool = False) -> dict:
         year = int(min(2024, self.start + rng.integers(0, 12)))
-        t = int(rng.choice(self.topics, p=self.topic_w))
-        words = list(TOPICS[t].split())
-        n = int(rng.integers(6, 12))
-        title = [str(rng.choice(words)) if rng.random() < 0.7 else str(rng.choice(GENERAL)) for _ in range(n)]
+        t = int(rng.integers(len(TOPICS))) if side else self.topics[int(rng.random() > self.topic_w[0])]
+        words = _TOPIC_WORDS[t]
+        n = int(rng.integers(4, 9))
+        noise = rng.random(n) < cfg.title_noise
+        title = [GENERAL[i] if z else words[j] for z, i, j in
+                 zip(noise, rng.integers(len(GENERAL), size=n), rng.integers(len(words), size=n), strict=True)]
         org = self.orgs[min(len(self.orgs) - 1, (year - self.start) * len(self.orgs) // 12)]
         n_co = int(rng.integers(1, 6))
         if cold:
-            co = [(f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}", _org(rng)) for _ in range(n_co)]
+            authors = [{"name": _person_name(rng), "org": _org(rng)} for _ in range(n_co)]
         else:
             idx = rng.choice(len(self.collab), size=min(n_co, len(self.collab)), replace=False, p=self.collab_w)
-            co = [(self.collab[i], self.collab_org[i]) for i in idx]
-        authors = [{"name": n_, "org": o} for n_, o in co]
+            authors = [{"name": self.collab[i], "org": self.collab_org[i]} for i in idx]
         authors.insert(int(rng.integers(0, len(authors) + 1)), {"name": self.name, "org": org})
+        venue = self.venues[t][int(rng.integers(3))] if t in self.venues else _venue(rng, t)
         return {"title": " ".join(title).capitalize(), "authors": authors,
-                "abstract": " ".join(str(rng.choice(words)) for _ in range(20)),
-                "keywords": [str(w) for w in rng.choice(words, size=3, replace=False)],
-                "venue": str(rng.choice(self.venues[t])), "year": year}
+                "abstract": " ".join(words[i] for i in rng.integers(len(words), size=20)),
+                "keywords": [words[i] for i in rng.permutation(len(words))[:3]],
+                "venue": venue, "year": year, "topic": t}
+
+
+_TOPIC_WORDS = tuple(tuple(t.split()) for t in TOPICS)
+
+
+def _pick(rng: np.random.Generator, items) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def _person_name(rng: np.random.Generator) -> str:
+    return f"{_pick(rng, GIVEN)} {_pick(rng, FAMILY)}"
 
 
 def _org(rng: np.random.Generator) -> str:
-    return f"{rng.choice(ORG_WORDS)} of {rng.choice(TOPICS[int(rng.integers(len(TOPICS)))].split())}, {rng.choice(CITIES)}"
+    return f"{_pick(rng, ORG_WORDS)} of {_pick(rng, _TOPIC_WORDS[int(rng.integers(len(TOPICS)))])}, {_pick(rng, CITIES)}"
 
 
 def _venue(rng: np.random.Generator, topic: int) -> str:
-    words = TOPICS[topic].split()
-    return f"{rng.choice(VENUE_KINDS)} {rng.choice(words)} {rng.choice(words)}".title()
+    words = _TOPIC_WORDS[topic]
+    return f"{_pick(rng, VENUE_KINDS)} {_pick(rng, words)} {_pick(rng, words)}".title()
+
+
+def _two_topics(rng: np.random.Generator, share: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Two distinct topics; with `share`, the first is one of those (a same-name person in a nearby field)."""
+    first = _pick(rng, share) if share is not None else int(rng.integers(len(TOPICS)))
+    second = _pick(rng, [t for t in range(len(TOPICS)) if t != first and (share is None or t not in share)])
+    return first, second
+
+
+def _outlier_paper(rng: np.random.Generator, cfg: GeneratorConfig, other: _Person, true: _Person, stats: dict) -> dict:
+    """A paper of `other` (same name as `true`) with the overlaps the difficulty knobs ask for."""
+    info = other.paper(rng, cfg)
+    me = next(a for a in info["authors"] if a["name"] == other.name)
+    if rng.random() < cfg.venue_share:
+        t = info["topic"] if info["topic"] in true.venues else _pick(rng, true.topics)
+        info["venue"] = _pick(rng, true.venues[t])
+        stats["shared_venue"] += 1
+    if rng.random() < cfg.coauthor_share:
+        for _ in range(int(rng.integers(1, 3))):
+            info["authors"].insert(int(rng.integers(0, len(info["authors"]) + 1)), true.collaborator(rng))
+        stats["shared_coauthor"] += 1
+    if rng.random() < cfg.org_share:
+        me["org"] = _pick(rng, true.orgs)
+        stats["shared_org"] += 1
+    stats["shared_topic"] += int(info["topic"] in true.topics)
+    return info
+
+
+def _new_pid(rng: np.random.Generator, taken) -> str:
+    while True:
+        pid = "".join(PID_ALPHABET[i] for i in rng.integers(len(PID_ALPHABET), size=8))
+        if pid not in taken:
+            return pid
 
 
 def generate_ind(folder: str | os.PathLike, seed: int = 0, config: GeneratorConfig | None = None) -> dict:
     """Write train/valid(+ground truth)/pid_to_info_all JSON files into `folder`; return their statistics.
 
-    Each profile belongs to one true person (topic mixture, collaborator pool, drifting orgs, venues);
-    its outliers are papers of other people with the identical name string. Some outliers are hard
-    negatives (they reuse one of the true person's venues or orgs and one of its collaborators); some normal papers are cold
-    positives (only new co-authors).
+    Each profile belongs to one true person; its outliers are papers of 1-3 other people with the
+    identical name string, who overlap with the true person as `GeneratorConfig` sets out.
     """
     cfg = config or GeneratorConfig()
     rng = np.random.default_rng(seed)
     n_auth = cfg.n_train + cfg.n_valid
     pool = cfg.name_pool or max(1, int(round(0.97 * n_auth)))
-    names = []
+    names: list[str] = []
     while len(set(names)) < pool:
-        names.append(f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}")
+        names.append(_person_name(rng))
     names = list(dict.fromkeys(names))[:pool]
     papers: dict[str, dict] = {}
     profiles = []
-    stats = {"hard_negatives": 0, "cold_positives": 0, "outliers": 0, "papers": 0}
-
-    def new_pid() -> str:
-        return f"p{len(papers):06d}{rng.integers(16**4):04x}"
-
+    stats = {"shared_topic": 0, "shared_venue": 0, "shared_coauthor": 0, "shared_org": 0, "cold_positives": 0,
+             "side_topic_positives": 0, "outliers": 0, "papers": 0}
     for a in range(n_auth):
-        name = names[a % pool] if a < pool else str(rng.choice(names))
-        true = _Person(rng, name, cfg)
-        others = [_Person(rng, name, cfg) for _ in range(int(rng.integers(1, 4)))]
+        name = names[a % pool] if a < pool else _pick(rng, names)
+        true = _Person(rng, name, cfg, _two_topics(rng))
+        others = [_Person(rng, name, cfg, _two_topics(rng, true.topics if rng.random() < cfg.topic_overlap else None))
+                  for _ in range(int(rng.integers(1, 4)))]
         n = int(rng.integers(cfg.min_papers, cfg.max_papers + 1))
         u = rng.random()
         if u < cfg.zero_outlier_share:
@@ -339,59 +421,58 @@ def generate_ind(folder: str | os.PathLike, seed: int = 0, config: GeneratorConf
         n_out = int(round(rate * n))
         normal, outl = [], []
         for _ in range(n - n_out):
-            cold = rng.random() < cfg.cold_positive_p
-            stats["cold_positives"] += int(cold)
-            pid = new_pid()
-            papers[pid] = true.paper(rng, cold=cold)
+            cold, side = bool(rng.random() < cfg.cold_positive_p), bool(rng.random() < cfg.side_topic_p)
+            stats["cold_positives"] += cold
+            stats["side_topic_positives"] += side
+            pid = _new_pid(rng, papers)
+            papers[pid] = true.paper(rng, cfg, cold=cold, side=side)
             normal.append(pid)
         for _ in range(n_out):
-            info = others[int(rng.integers(len(others)))].paper(rng)
-            if rng.random() < cfg.hard_negative_p:
-                stats["hard_negatives"] += 1
-                me = next(x for x in info["authors"] if x["name"] == name)
-                if rng.random() < 0.5:
-                    me["org"] = str(rng.choice(true.orgs))
-                else:
-                    info["venue"] = str(rng.choice(true.venues[int(rng.choice(true.topics))]))
-                j = int(rng.choice(len(true.collab), p=true.collab_w))
-                info["authors"].append({"name": true.collab[j], "org": true.collab_org[j]})
-            pid = new_pid()
-            papers[pid] = info
+            pid = _new_pid(rng, papers)
+            papers[pid] = _outlier_paper(rng, cfg, others[int(rng.integers(len(others)))], true, stats)
             outl.append(pid)
         stats["outliers"] += n_out
         stats["papers"] += n
-        profiles.append((f"a{a:05d}", name, normal, outl))
+        profiles.append((name, normal, outl))
 
     order = rng.permutation(n_auth)
-    train_ids, valid_ids = set(order[: cfg.n_train].tolist()), set(order[cfg.n_train:].tolist())
-    train, valid, truth = {}, {}, {}
-    for i, (aid, name, normal, outl) in enumerate(profiles):
-        if i in train_ids:
+    train, valid, truth, aids = {}, {}, {}, set()
+    for rank, i in enumerate(order.tolist()):
+        name, normal, outl = profiles[i]
+        aid = _new_pid(rng, aids)  # author ids are random too
+        aids.add(aid)
+        if rank < cfg.n_train:
             train[aid] = {"name": name, "normal_data": normal, "outliers": outl}
-        elif i in valid_ids:
-            mixed = [normal[j] if j < len(normal) else outl[j - len(normal)] for j in rng.permutation(len(normal) + len(outl))]
-            valid[aid] = {"name": name, "papers": mixed}
+        else:
+            mixed = normal + outl
+            valid[aid] = {"name": name, "papers": [mixed[j] for j in rng.permutation(len(mixed))]}
             truth[aid] = {"normal_data": normal, "outliers": outl}
     folder = Path(folder)
-    atomic_write_json(folder / PAPERS_FILE, {pid: {"id": pid, **info} for pid, info in papers.items()})
+    shuffled = list(papers)
+    shuffled = [shuffled[j] for j in rng.permutation(len(shuffled))]
+    for info in papers.values():
+        info.pop("topic")
+    atomic_write_json(folder / PAPERS_FILE, {pid: {"id": pid, **papers[pid]} for pid in shuffled})
     atomic_write_json(folder / TRAIN_FILE, train)
     atomic_write_json(folder / VALID_FILE, valid)
     atomic_write_json(folder / VALID_TRUTH_FILE, truth)
     stats.update(authors=n_auth, train_authors=len(train), valid_authors=len(valid), distinct_names=len(set(names)),
-                 outlier_share=round(stats["outliers"] / max(1, stats["papers"]), 4), synthetic=True, seed=seed)
+                 outlier_share=round(stats["outliers"] / max(1, stats["papers"]), 4), synthetic=True, seed=seed,
+                 config=asdict(cfg))
     atomic_write_json(folder / "generator.json", stats)
     return stats
 
 
 register_dataset(DatasetSpec(
     name="whoiswho-ind", source="user path",
-    size="real: 779 train authors, 145k papers; generated: 56 authors, ~1,500 papers (quick default)",
+    size="real: 779 train authors, 145k papers; generated: 220 authors, ~3,700 papers (quick default)",
     licence="WhoIsWho: ODC-BY (AMiner); the generated set is ours (synthetic)",
     loader="tenfold.data.whoiswho:load_ind",
     description="WhoIsWho IND JSON files from a user folder (--data DIR); `tenfold ind generate` writes a "
                 "seeded synthetic set in the same format (results on it are labelled synthetic)."))
 register_dataset(DatasetSpec(
-    name="whoiswho-ind-synthetic", source="generated", size="configurable; quick default 56 authors",
+    name="whoiswho-ind-synthetic", source="generated", size="configurable; quick default 220 authors",
     licence="ours (synthetic)", loader="tenfold.data.whoiswho:generate_ind",
-    description="Seeded generator of IND-format data: same-name collisions, topic vocabularies, "
-                "collaborator pools, drifting orgs, hard negatives and cold positives."))
+    description="Seeded generator of IND-format data: same-name people in nearby fields (shared topics, "
+                "venues, collaborators, orgs), collaborator pools, drifting orgs, cold and side-topic positives, "
+                "random ids."))

@@ -17,8 +17,8 @@ add_standard_commands(app, "ind")
 @app.command("generate")
 def generate(
     out: Path = typer.Option(..., help="Folder to write the IND JSON files into."),
-    train_authors: int = typer.Option(40, help="Number of training authors."),
-    valid_authors: int = typer.Option(16, help="Number of held-out authors (with ground truth)."),
+    train_authors: int = typer.Option(100, help="Number of training authors."),
+    valid_authors: int = typer.Option(100, help="Number of held-out authors (with ground truth)."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
     """Write a seeded synthetic dataset in the real WhoIsWho IND format."""
@@ -35,14 +35,15 @@ def generate(
 def train(
     data: Path = typer.Option(..., help="Folder with the IND JSON files (real or generated)."),
     model: Path = typer.Option(..., help="Folder for the trained detector (resumes if interrupted)."),
-    lm: str = typer.Option("tiny-lm", help="Zoo model name or Hugging Face causal-LM folder (e.g. Llama-3-8B)."),
+    lm: str = typer.Option("tiny-lm-long", help="Zoo model name or Hugging Face causal-LM folder (e.g. Llama-3-8B)."),
     text_encoder: str = typer.Option("tfidf", help="'tfidf' or a Hugging Face encoder folder (MIND: roberta-base)."),
-    profile: str = typer.Option("quick", help="Step counts and learning rates: quick, full or tiny."),
+    profile: str = typer.Option("quick", help="Step counts and learning rates: smoke, quick or full (the official recipe)."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
     """Train GCCAD and MIND's three stages on the training authors."""
     from dataclasses import replace
 
+    from tenfold.core.accel import device_summary
     from tenfold.data.whoiswho import load_ind
     from tenfold.ind.experiment import _profile, detector_config
     from tenfold.ind.pipeline import fit_detector
@@ -52,7 +53,7 @@ def train(
         typer.echo(f"warning: {w}", err=True)
     cfg = replace(detector_config(_profile(profile), lm), text_encoder=text_encoder)
     fit_detector(ds, model, cfg, seed)
-    typer.echo(f"trained detector in {model}")
+    typer.echo(f"trained detector in {model}; {device_summary()}")
 
 
 @app.command("predict")
@@ -61,18 +62,20 @@ def predict(
     model: Path = typer.Option(..., help="Folder written by `tenfold ind train`."),
     out: Path = typer.Option(..., help="Submission file to write ({aid: {pid: score}})."),
     split: str = typer.Option("valid", help="valid or test."),
-    scorer: str = typer.Option("mind", help="mind, mind-text (stage 1 weights) or gccad."),
+    scorer: str = typer.Option("mind", help="mind (stage 3), mind-text (stage 2: titles + text embeddings), "
+                                           "mind-title (stage 1: titles only) or gccad."),
 ) -> None:
     """Score every (author, paper) of a split and write a submission in the official format."""
     from tenfold.data.whoiswho import load_ind, write_submission
     from tenfold.ind.pipeline import load_detector
 
-    if scorer not in ("mind", "mind-text", "gccad"):
-        raise InputError(f"--scorer must be mind, mind-text or gccad, got {scorer!r}")
+    stages = {"mind": 3, "mind-text": 2, "mind-title": 1, "gccad": 3}
+    if scorer not in stages:
+        raise InputError(f"--scorer must be one of {', '.join(stages)}, got {scorer!r}")
     ds = load_ind(data)
     for w in ds.warnings[:20]:
         typer.echo(f"warning: {w}", err=True)
-    stage = 1 if scorer == "mind-text" else 3
+    stage = stages[scorer]
     det = load_detector(model, stage)
     authors = ds.split(split)
     scores = det.gccad_scores(ds, authors) if scorer == "gccad" else det.score(ds, authors, stage)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tenfold.core.errors import InputError
 from tenfold.ind.graph import AuthorGraph
 
 
@@ -59,6 +60,11 @@ class GraphBatch:
                    torch.cat([torch.full((len(g.pids),), i) for i, g in enumerate(graphs)]), len(graphs),
                    torch.cat([g.y for g in graphs]) if labelled else None,
                    torch.cat([g.edge_label for g in graphs]) if labelled else None)
+
+    def to(self, device) -> GraphBatch:
+        return GraphBatch(self.x.to(device), self.edge_index.to(device), self.edge_weight.to(device),
+                          self.batch.to(device), self.num_graphs, None if self.y is None else self.y.to(device),
+                          None if self.edge_label is None else self.edge_label.to(device))
 
 
 def _segment_mean(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
@@ -159,7 +165,7 @@ def contrastive_loss(z: torch.Tensor, c: torch.Tensor, y: torch.Tensor, tau: flo
     lse_neg = _segment_logsumexp(sim[neg], batch[neg], n)
     pos = (~neg) & torch.isfinite(lse_neg[batch])
     if not bool(pos.any()):
-        return sim.new_zeros(())
+        return sim.sum() * 0.0  # zero, but on the graph, so every data-parallel process runs backward
     per = -sim[pos] + torch.logaddexp(sim[pos], lse_neg[batch[pos]])
     graphs = torch.unique(batch[pos])
     return _segment_mean(per, batch[pos], n)[graphs].mean()
@@ -174,7 +180,7 @@ def link_loss(p: torch.Tensor, label: torch.Tensor, tau: float, edge_batch: torc
     lse_neg = _segment_logsumexp(logit[neg], edge_batch[neg], n)
     pos = (~neg) & torch.isfinite(lse_neg[edge_batch])
     if not bool(pos.any()):
-        return p.new_zeros(())
+        return p.sum() * 0.0
     per = -logit[pos] + torch.logaddexp(logit[pos], lse_neg[edge_batch[pos]])
     graphs = torch.unique(edge_batch[pos])
     return _segment_mean(per, edge_batch[pos], n)[graphs].mean()
@@ -190,32 +196,56 @@ def gccad_loss(model: GCCAD, g: AuthorGraph | GraphBatch) -> torch.Tensor:
     return loss
 
 
+class GCCADObjective(nn.Module):
+    """The training loss as a module's forward, so `accelerate` can wrap it (autocast, data-parallel)."""
+
+    def __init__(self, model: GCCAD):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        return gccad_loss(self.model, batch)
+
+
 def train_gccad(graphs: list[AuthorGraph], cfg: GCCADConfig, seed: int = 0) -> tuple[GCCAD, list[float]]:
-    """Train one GCCAD across the labelled author graphs (`graphs_per_step` graphs per Adam step)."""
+    """Train one GCCAD across the labelled author graphs (`graphs_per_step` graphs per Adam step).
+
+    Through `tenfold.core.accel`: under `accelerate launch` each process takes its share of every
+    step's graphs (a step whose graphs do not split evenly drops its last ones there)."""
+    from tenfold.core.accel import accelerator, local_slice
+
     torch.manual_seed(seed)
     graphs = [g for g in graphs if g.y is not None and len(g.pids) > 1]
+    if not graphs:
+        raise InputError("GCCAD needs labelled training authors with at least two papers")
     model = GCCAD(graphs[0].x.shape[1], cfg)
+    acc = accelerator()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    objective, opt = acc.prepare(GCCADObjective(model), opt)
     gen = torch.Generator().manual_seed(seed)
     history = []
-    model.train()
-    k = max(1, cfg.graphs_per_step)
+    objective.train()
+    k, world = max(1, cfg.graphs_per_step), acc.num_processes
     for _ in range(cfg.epochs):
         total, steps = 0.0, 0
         order = torch.randperm(len(graphs), generator=gen).tolist()
         for i in range(0, len(order), k):
-            loss = gccad_loss(model, GraphBatch.of([graphs[j] for j in order[i: i + k]]))
-            if not loss.requires_grad or not math.isfinite(loss.item()):
+            chunk = order[i: i + k]
+            chunk = chunk[: len(chunk) - len(chunk) % world]
+            if not chunk:
+                continue
+            batch = GraphBatch.of([graphs[j] for j in local_slice(chunk, acc)]).to(acc.device)
+            loss = objective(batch)
+            if acc.reduce(torch.tensor(float(not math.isfinite(loss.item())), device=acc.device), "sum") > 0:
                 continue
             opt.zero_grad()
-            loss.backward()
+            acc.backward(loss)
             grads = [q.grad for q in model.parameters() if q.grad is not None]
             if not all(torch.isfinite(q).all() for q in grads):
-                continue  # a rare non-finite relaxed-Bernoulli gradient: skip the step
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                continue  # a rare non-finite relaxed-Bernoulli gradient: skip the step (the same in every process)
+            acc.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             total += loss.item()
             steps += 1
         history.append(total / max(1, steps))
-    model.eval()
-    return model, history
+    return model.cpu().eval(), history  # scoring author graphs is cheap: it runs on the CPU

@@ -52,3 +52,35 @@ def weighted_auc_map(labels: dict[str, dict[str, int]], scores: dict[str, dict[s
     if den == 0:
         raise InputError("no author has both normal and outlier papers: the weighted AUC is undefined")
     return IndScore(num_auc / den, num_ap / den, len(per), per)
+
+
+def _table(runs: list[IndScore], authors: list[str]) -> np.ndarray:
+    """(authors, seeds + 1): each run's per-author AUC, then the author's weight (the same in every run)."""
+    return np.array([[r.per_author[a][0] for r in runs] + [runs[0].per_author[a][2]] for a in authors], dtype=float)
+
+
+def _weighted_auc_of(table: np.ndarray) -> float:
+    """Mean over seeds of sum_a w_a AUC_a / sum_a w_a on rows (authors) of `_table`."""
+    w = table[:, -1]
+    return float((table[:, :-1] * w[:, None]).sum(0).mean() / w.sum())
+
+
+def weighted_auc_interval(ours: list[IndScore], reference: list[IndScore]):
+    """95% interval of wAUC(ours) - wAUC(reference): paired bootstrap over the authors both scored
+    (with several seeds, each resampled author keeps all its seeds' AUCs)."""
+    from tenfold.core.stats import paired_bootstrap
+
+    authors = sorted(set(ours[0].per_author).intersection(*(r.per_author for r in ours + reference)))
+    if len(ours) != len(reference):
+        raise InputError(f"{len(ours)} runs of ours against {len(reference)} of the reference: pair them by seed")
+    return paired_bootstrap(_table(ours, authors), _table(reference, authors), statistic=_weighted_auc_of,
+                            unit="held-out author", seeds=len(ours))
+
+
+def weighted_auc_above(runs: list[IndScore], threshold: float):
+    """95% interval of wAUC - threshold, bootstrapping the authors (and their seeds) of `runs`."""
+    from tenfold.core.stats import one_sample
+
+    authors = sorted(set(runs[0].per_author).intersection(*(r.per_author for r in runs)))
+    return one_sample(_table(runs, authors), threshold, statistic=_weighted_auc_of, unit="held-out author",
+                      seeds=len(runs))

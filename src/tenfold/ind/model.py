@@ -7,7 +7,7 @@ not retrievable here):
            p_i = "<graph_token><emb_token>title_i";  q_j = '"<graph_token><emb_token>title_j" belongs to the
            main cluster. <label_token>.'
   splice   e[<emb_token>] = P_text(t_paper), e[<graph_token>] = P_graph(g_(author, paper)),
-           P(x) = W_down(SiLU(W_gate x) * W_up x)            (SwiGLU, hidden 2H)
+           P(x) = W_down(SiLU(W_gate x + b_gate) * (W_up x + b_up)) + b_down   (LlamaMLP, hidden 2H)
   loss     cross-entropy of the next-token logits at pos(<label_token>) - 1 against Yes (normal) / No
            (outlier); every other position is ignored (-100)
   score    softmax([logit_Yes, logit_No])[0] at the same position
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +41,26 @@ STAGE_MODALITIES = {1: (), 2: ("text",), 3: ("text", "graph")}
 
 @dataclass(frozen=True)
 class StageConfig:
+    """One training stage: optimizer steps, learning rate and schedule, packs per step.
+
+    The official stages (mind/configs/llama3/stage{1,2,3}.json) train for epochs at 1 pack per GPU x
+    16 accumulation steps x 8 GPUs = 128 packs per step; here `steps` counts optimizer steps and
+    `batch` the packs in each (split over processes under `accelerate launch`)."""
+
     steps: int
     lr: float
-    schedule: str = "constant"  # or "cosine" (warm-up 10 %)
+    schedule: str = "constant"  # or "cosine"
+    warmup: float = 0.0  # share of the steps with a linear warm-up (stage 1: 0.1)
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1 or not self.lr > 0:
+            raise InputError(f"a MIND stage needs steps >= 1, batch >= 1 and lr > 0, got {self}")
+        if self.schedule not in ("constant", "cosine") or not 0.0 <= self.warmup < 1.0:
+            raise InputError(f"stage schedule must be constant or cosine with warmup in [0, 1), got {self}")
+
+
+GRAPH_SLOTS = ("title", "label")
 
 
 @dataclass(frozen=True)
@@ -55,22 +73,34 @@ class MindConfig:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     packing_size: int = 10
     max_profile: int = 300
-    max_length: int = 8192
+    max_length: int = 0  # prompt tokens; 0 = the LM's training context (official: max_source_length 8192)
     max_title_words: int = 0  # 0 = whole titles
-    repeats: int = 4  # class-balanced resampling rounds per epoch
+    repeats: int = 4  # class-balanced resampling rounds
+    # where a query's <graph_token> sits: "title" (official: before the query's title) or "label"
+    # (ours: right before its <label_token>, so the label slot reads the graph vector directly)
+    graph_slot: str = "title"
     stages: tuple[StageConfig, ...] = field(default_factory=lambda: (
-        StageConfig(600, 1e-4, "cosine"), StageConfig(600, 5e-5), StageConfig(200, 5e-5)))
-    save_every: int = 20
+        StageConfig(600, 1e-4, "cosine", 0.1), StageConfig(600, 5e-5), StageConfig(200, 5e-5)))
+    save_every: int = 20  # official save_steps / eval_steps
+
+    def __post_init__(self) -> None:
+        if self.graph_slot not in GRAPH_SLOTS:
+            raise InputError(f"graph_slot must be one of {GRAPH_SLOTS}, got {self.graph_slot!r}")
+        if self.packing_size < 1 or self.max_profile < 0 or self.max_length < 0 or self.repeats < 1:
+            raise InputError("MindConfig needs packing_size >= 1, repeats >= 1, max_profile >= 0 and max_length >= 0")
+        if len(self.stages) != 3:
+            raise InputError(f"MIND has three stages, got {len(self.stages)} stage configs")
 
 
 class SwiGLUProjector(nn.Module):
-    """down(SiLU(gate(x)) * up(x)), in -> 2H -> H (LlamaMLP shape, as MIND's text/graph projectors)."""
+    """down(SiLU(gate(x)) * up(x)), in -> 2H -> H: MIND's `LlamaMLP` text/graph projector (with biases,
+    as its nn.Linear layers have)."""
 
     def __init__(self, d_in: int, d_model: int):
         super().__init__()
-        self.gate = nn.Linear(d_in, 2 * d_model, bias=False)
-        self.up = nn.Linear(d_in, 2 * d_model, bias=False)
-        self.down = nn.Linear(2 * d_model, d_model, bias=False)
+        self.gate = nn.Linear(d_in, 2 * d_model)
+        self.up = nn.Linear(d_in, 2 * d_model)
+        self.down = nn.Linear(2 * d_model, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(F.silu(self.gate(x)) * self.up(x))
@@ -155,8 +185,10 @@ class MindModel(nn.Module):
         slot[pos[:, 0], pos[:, 1] - 1] = True
         return out.hidden_states[-1][slot], slot
 
-    def loss(self, input_ids, attention_mask, targets: list[int], text=None, graph=None) -> torch.Tensor:
-        """Label-slot cross-entropy over the full vocabulary (targets: 1 normal -> Yes, 0 -> No)."""
+    def forward(self, input_ids, attention_mask, targets: list[int], text=None, graph=None) -> torch.Tensor:
+        """Label-slot cross-entropy over the full vocabulary (targets: 1 normal -> Yes, 0 -> No).
+
+        The training loss is `forward`, so `accelerate` (autocast, data-parallel) wraps exactly it."""
         labels = label_slot_labels(input_ids, self.label_id, [self.yes_id if t else self.no_id for t in targets])
         h, slot = self.slot_hidden(input_ids, attention_mask, text, graph)
         logits = self.lm.get_output_embeddings()(h).float()
@@ -251,32 +283,52 @@ def _clean_title(title: str) -> str:
 
 
 class PromptBuilder:
-    """Turns a Pack into input ids plus the text/graph feature rows in token order."""
+    """Turns a Pack into input ids plus the text/graph feature rows in token order.
 
-    def __init__(self, tok, titles: dict[str, str], cfg: MindConfig):
-        self.tok, self.cfg = tok, cfg
+    A prompt never exceeds `max_length` tokens: the profile context is cut by whole titles from
+    its end (as the official `_get_cut_num`), and every cut is counted in `stats`; queries alone
+    longer than `max_length` are refused with a message naming the settings to change."""
+
+    def __init__(self, tok, titles: dict[str, str], cfg: MindConfig, max_length: int):
+        self.tok, self.cfg, self.max_length = tok, cfg, max_length
         cut = cfg.max_title_words
         self.titles = {p: _clean_title(" ".join(t.split()[:cut]) if cut else t) for p, t in titles.items()}
         self._len: dict[str, int] = {}
+        self.lengths: list[int] = []  # tokens of every prompt built
+        self.cut_prompts = 0  # prompts whose context lost titles to fit
+        self.cut_titles = 0  # context titles dropped in total
 
     def _tlen(self, pid: str) -> int:
         if pid not in self._len:
             self._len[pid] = len(self.tok(self.titles[pid], add_special_tokens=False)["input_ids"])
         return self._len[pid]
 
-    def piece(self, pid: str, modalities: tuple[str, ...]) -> str:
-        return ("<graph_token>" if "graph" in modalities else "") + ("<emb_token>" if "text" in modalities else "") + self.titles[pid]
+    def piece(self, pid: str, modalities: tuple[str, ...], query: bool = False) -> str:
+        graph = "graph" in modalities and not (query and self.cfg.graph_slot == "label")
+        return (GRAPH if graph else "") + (EMB if "text" in modalities else "") + self.titles[pid]
+
+    def query(self, pid: str, modalities: tuple[str, ...]) -> str:
+        text = QUERY.format(paper=self.piece(pid, modalities, query=True))
+        if "graph" in modalities and self.cfg.graph_slot == "label":
+            text = text.replace(LABEL, GRAPH + LABEL)
+        return text
 
     def text(self, pack: Pack, modalities: tuple[str, ...], n_context: int) -> str:
         context = "#".join(self.piece(p, modalities) for p in pack.context[:n_context])
-        queries = "# ".join(QUERY.format(paper=self.piece(p, modalities)) for p in pack.queries)
+        queries = "# ".join(self.query(p, modalities) for p in pack.queries)
         return INSTRUCTION.format(context=context, queries=queries)
 
     def encode(self, pack: Pack, modalities: tuple[str, ...]) -> tuple[list[int], list[str]]:
         """Token ids, and the pids whose modality tokens appear, in order; whole titles dropped to fit."""
+        bos = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
+        limit = self.max_length - len(bos)
         special = len(modalities)
         fixed = len(self.tok(self.text(Pack(pack.aid, [], pack.queries), modalities, 0), add_special_tokens=False)["input_ids"])
-        budget, n = self.cfg.max_length - fixed, 0
+        if fixed > limit:
+            raise InputError(f"author {pack.aid!r}: the {len(pack.queries)} queries alone take {fixed} tokens, more than "
+                             f"the prompt limit of {limit}; lower packing_size or max_title_words, or use an LM "
+                             "trained on a longer context")
+        budget, n = limit - fixed, 0
         for p in pack.context:
             cost = self._tlen(p) + special + 1
             if cost > budget:
@@ -285,14 +337,24 @@ class PromptBuilder:
             n += 1
         while True:
             ids = self.tok(self.text(pack, modalities, n), add_special_tokens=False)["input_ids"]
-            if len(ids) <= self.cfg.max_length or n == 0:
+            if len(ids) <= limit or n == 0:
                 break
             n -= 1
-        if len(ids) > self.cfg.max_length:
-            raise InputError(f"author {pack.aid!r}: the {len(pack.queries)} queries alone exceed max_length="
-                             f"{self.cfg.max_length} tokens; lower packing_size or raise max_length")
-        bos = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
-        return bos + ids, (pack.context[:n] + pack.queries) if modalities else []
+        dropped = len(pack.context) - n
+        self.cut_prompts += dropped > 0
+        self.cut_titles += dropped
+        self.lengths.append(len(bos) + len(ids))
+        pids = pack.context[:n] + pack.queries
+        return bos + ids, pids if modalities else []
+
+    def stats(self) -> dict:
+        """Prompt lengths (tokens) and how many prompts were cut to fit `max_length`."""
+        import numpy as np
+
+        a = np.asarray(self.lengths or [0])
+        return {"prompts": len(self.lengths), "max_length": self.max_length, "min": int(a.min()),
+                "median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "max": int(a.max()),
+                "cut_prompts": self.cut_prompts, "cut_titles": self.cut_titles}
 
 
 @dataclass
@@ -308,9 +370,8 @@ class Features:
         return t, g
 
 
-def _batch(model: MindModel, builder: PromptBuilder, feats: Features, pack: Pack, modalities):
+def _batch(model: MindModel, builder: PromptBuilder, feats: Features, pack: Pack, modalities, device):
     ids, pids = builder.encode(pack, modalities)
-    device = next(model.parameters()).device
     input_ids = torch.tensor([ids], device=device)
     text, graph = feats.rows(pack.aid, pids, modalities)
     return input_ids, torch.ones_like(input_ids), text, graph
@@ -320,29 +381,37 @@ def _batch(model: MindModel, builder: PromptBuilder, feats: Features, pack: Pack
 # Training stages and scoring
 
 
-def _lr(stage: StageConfig, step: int) -> float:
-    if stage.schedule != "cosine":
-        return stage.lr
-    warm = max(1, int(0.1 * stage.steps))
+def stage_lr(stage: StageConfig, step: int) -> float:
+    """Constant, or cosine decay to 0 after a linear warm-up over `warmup` of the steps (HF's schedules)."""
+    warm = int(math.ceil(stage.warmup * stage.steps))
     if step < warm:
         return stage.lr * (step + 1) / warm
+    if stage.schedule != "cosine":
+        return stage.lr
     return stage.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, stage.steps - warm)))
+
+
+def step_packs(n_packs: int, stage: StageConfig, step: int, order: torch.Tensor) -> list[int]:
+    """The global batch of pack indices of one optimizer step (the same in every process)."""
+    return [int(order[(step * stage.batch + i) % n_packs]) for i in range(stage.batch)]
 
 
 def train_stage(model: MindModel, stage: int, packs: list[Pack], builder: PromptBuilder, feats: Features,
                 folder: str | Path, seed: int = 0, stop_after: int | None = None) -> dict:
     """Run one training stage with checkpoints in `folder`; an interrupted stage resumes where it stopped.
 
-    Returns {"losses": [...], "done": bool}. A finished stage leaves `stage{k}.safetensors` (all trained
-    weights so far), and a rerun loads it instead of training again. `stop_after` simulates an
-    interruption after that many steps (tests).
+    Runs through `tenfold.core.accel` (device, --mixed-precision, data-parallel: each process takes its
+    share of every step's packs); only the main process writes. Returns {"losses": [...], "done": bool}.
+    A finished stage leaves `stage{k}.safetensors` (all trained weights so far), and a rerun loads it
+    instead of training again. `stop_after` simulates an interruption after that many steps (tests).
     """
+    from tenfold.core.accel import accelerator, local_slice
+
     folder = Path(folder)
     final = folder / f"stage{stage}.safetensors"
     if final.is_file():
         model.load_trainable(load_tensors(final))
-        meta = read_json(folder / f"stage{stage}.json")
-        return {"losses": meta["losses"], "done": True}
+        return {"losses": read_json(folder / f"stage{stage}.json")["losses"], "done": True}
     if not packs:
         raise InputError("no training packs: the training authors need both normal and outlier papers")
     scfg = model.cfg.stages[stage - 1]
@@ -352,7 +421,9 @@ def train_stage(model: MindModel, stage: int, packs: list[Pack], builder: Prompt
     params = model.stage_parameters(stage)
     for p in params.values():
         p.requires_grad_(True)
+    acc = accelerator()
     opt = torch.optim.AdamW(params.values(), lr=scfg.lr, weight_decay=0.0)
+    wrapped, opt = acc.prepare(model, opt)
     ckpt = Checkpoint(folder / f"stage{stage}-state")
     state = ckpt.load()
     start, losses = 0, []
@@ -364,18 +435,23 @@ def train_stage(model: MindModel, stage: int, packs: list[Pack], builder: Prompt
     else:
         torch.manual_seed(seed + stage)
     order = torch.randperm(len(packs), generator=torch.Generator().manual_seed(seed + 100 * stage))
-    model.train()
+    wrapped.train()
     for step in progress(range(start, scfg.steps), desc=f"mind stage {stage}", total=scfg.steps, initial=start):
-        pack = packs[int(order[step % len(packs)])]
-        input_ids, mask, text, graph = _batch(model, builder, feats, pack, modalities)
+        mine = local_slice(step_packs(len(packs), scfg, step, order), acc)
         for g in opt.param_groups:
-            g["lr"] = _lr(scfg, step)
-        loss = model.loss(input_ids, mask, pack.targets, text, graph)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+            g["lr"] = stage_lr(scfg, step)
+        total = 0.0
+        for i, k in enumerate(mine):
+            input_ids, mask, text, graph = _batch(model, builder, feats, packs[k], modalities, acc.device)
+            # gradients are averaged across processes once per step, at the last pack
+            with acc.no_sync(wrapped) if i < len(mine) - 1 else nullcontext():
+                loss = wrapped(input_ids, mask, packs[k].targets, text, graph) / len(mine)
+                acc.backward(loss)
+            total += loss.item()
+        acc.clip_grad_norm_(list(params.values()), 1.0)
         opt.step()
-        losses.append(round(loss.item(), 5))
+        opt.zero_grad(set_to_none=True)
+        losses.append(round(float(acc.reduce(torch.tensor(total, device=acc.device), "mean")), 5))
         done = step + 1
         if done % model.cfg.save_every == 0 or done == stop_after:
             ckpt.save({"weights": model.trainable_state(), "opt": opt.state_dict(), "step": done,
@@ -384,20 +460,26 @@ def train_stage(model: MindModel, stage: int, packs: list[Pack], builder: Prompt
             model.eval()
             return {"losses": losses, "done": False}
     model.eval()
-    save_tensors(final, model.trainable_state())
-    atomic_write_json(folder / f"stage{stage}.json", {"stage": stage, "steps": scfg.steps, "losses": losses})
-    ckpt.clear()
+    if acc.is_main_process:
+        save_tensors(final, model.trainable_state())
+        atomic_write_json(folder / f"stage{stage}.json", {"stage": stage, "steps": scfg.steps, "losses": losses})
+        ckpt.clear()
+    acc.wait_for_everyone()
     return {"losses": losses, "done": True}
 
 
 @torch.no_grad()
 def score_packs(model: MindModel, packs: list[Pack], builder: PromptBuilder, feats: Features,
                 modalities: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """{aid: {pid: P(Yes)}} over the inference packs."""
+    """{aid: {pid: P(Yes)}} over the inference packs (every process scores all of them)."""
+    from tenfold.core.accel import accelerator
+
+    acc = accelerator()
     model.eval()
     out: dict[str, dict[str, float]] = {}
     for pack in progress(packs, desc="mind scoring"):
-        input_ids, mask, text, graph = _batch(model, builder, feats, pack, modalities)
-        s = model.scores(input_ids, mask, text, graph).cpu().tolist()
+        input_ids, mask, text, graph = _batch(model, builder, feats, pack, modalities, acc.device)
+        with acc.autocast():
+            s = model.scores(input_ids, mask, text, graph).float().cpu().tolist()
         out.setdefault(pack.aid, {}).update(zip(pack.queries, s, strict=True))
     return out

@@ -1,5 +1,19 @@
-"""The IND detector end to end: text encoders -> author graphs -> GCCAD (structural embeddings) -> MIND's
-three stages; saved to one folder (safetensors + JSON, no pickle) so `predict` reloads it."""
+"""The IND detector end to end: text encoders -> author graphs -> GCCAD (structural features) -> MIND's
+three stages; saved to one folder (safetensors + JSON, no pickle) so `predict` reloads it.
+
+Structural features in one basis. MIND's graph vector for (author, paper) must mean the same for the
+training authors (whose vectors train the graph projector) and the held-out authors (whose vectors it
+reads). A GCCAD hidden vector does not: each trained network has its own basis. So the graph vector
+here is a basis-free function of GCCAD's anomaly score s_i = cos(x_i, c),
+
+    g_i = [s_i, (s_i - mean_a s) / std_a s, rank_a(s_i) / (n_a - 1), mean_a s, std_a s]
+
+(`structural_features`), computed by one map for every author. The score comes from `folds` GCCAD
+models, each trained on the training authors outside one fold: a training author's score is from the
+model that never saw it (out-of-fold, so stage 3 does not learn from over-confident in-sample
+scores), a held-out author's is the mean over the fold models (the GCCAD baseline reports the same).
+Ours: the official code ships the graph vectors (a 1538-d pickle) without the script that made them.
+"""
 
 from __future__ import annotations
 
@@ -29,15 +43,21 @@ from tenfold.ind.model import (
     train_stage,
 )
 
+STRUCTURE = ("score", "score_z", "score_rank", "author_mean", "author_std")
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    lm: str = "tiny-lm"  # a zoo name or a Hugging Face causal-LM folder
+    lm: str = "tiny-lm-long"  # a zoo name or a Hugging Face causal-LM folder
     text_encoder: str = "tfidf"  # "tfidf" or a Hugging Face encoder folder (MIND: roberta-base)
     text_dim: int = 128  # TF-IDF + SVD width
-    crossfit: int = 2  # folds for the train authors' GCCAD embeddings (0: embed with the model trained on them)
+    folds: int = 2  # GCCAD models, each trained without one fold of the training authors
     gccad: GCCADConfig = GCCADConfig()
     mind: MindConfig = MindConfig()
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise InputError(f"folds must be at least 2 (training authors need out-of-fold GCCAD scores), got {self.folds}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -47,13 +67,10 @@ class DetectorConfig:
         mind = dict(d["mind"])
         mind["stages"] = tuple(StageConfig(**s) for s in mind["stages"])
         mind["lora_targets"] = tuple(mind["lora_targets"])
-        return cls(d["lm"], d["text_encoder"], d["text_dim"], d["crossfit"], GCCADConfig(**d["gccad"]), MindConfig(**mind))
+        return cls(d["lm"], d["text_encoder"], d["text_dim"], d["folds"], GCCADConfig(**d["gccad"]), MindConfig(**mind))
 
 
-def load_lm(name_or_path: str):
-    """(model, tokenizer): a zoo model by name or any local Hugging Face causal LM folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def _lm_folder(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if not path.exists():
         from tenfold.zoo.registry import get_model
@@ -61,8 +78,44 @@ def load_lm(name_or_path: str):
         path = get_model(name_or_path).ensure()  # raises a clear error for an unknown name
     if not (path / "config.json").is_file():
         raise InputError(f"{path} is not a Hugging Face model folder (no config.json)")
+    return path
+
+
+def lm_context(name_or_path: str) -> int:
+    """The context the LM was trained on: the zoo report's `training_context`, else the model config's
+    `max_position_embeddings` (what a Hugging Face model declares)."""
+    path = _lm_folder(name_or_path)
+    if (path / "zoo.json").is_file():
+        return int(read_json(path / "zoo.json")["training_context"])
+    cfg = read_json(path / "config.json")
+    for key in ("max_position_embeddings", "seq_length", "n_positions"):
+        if key in cfg:
+            return int(cfg[key])
+    raise InputError(f"{path}: config.json names no context length (max_position_embeddings); set max_length")
+
+
+def prompt_limit(cfg: DetectorConfig) -> int:
+    """max_length, checked against the LM's training context (0 = the whole context)."""
+    context = lm_context(cfg.lm)
+    if cfg.mind.max_length > context:
+        raise InputError(f"max_length={cfg.mind.max_length} is longer than the {context} tokens {cfg.lm} was trained on; "
+                         f"lower max_length (0 = the LM's context) or use an LM trained on longer text")
+    return cfg.mind.max_length or context
+
+
+def load_lm(name_or_path: str):
+    """(model, tokenizer): a zoo model by name or any local Hugging Face causal LM folder.
+
+    bf16 weights on CUDA under --mixed-precision bf16 (trained adapters and projectors stay float32);
+    float32 otherwise."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tenfold.core.runtime import mixed_precision_setting, pick_device
+
+    path = _lm_folder(name_or_path)
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    half = pick_device().type == "cuda" and mixed_precision_setting() == "bf16"
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if half else torch.float32)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return model, tok
@@ -75,6 +128,7 @@ class Encoders:
 
     @classmethod
     def fit(cls, cfg: DetectorConfig, data: IndData, seed: int) -> Encoders:
+        """TF-IDF + SVD fitted on every paper's text (unsupervised; no labels are read)."""
         if cfg.text_encoder == "tfidf":
             pids = sorted(data.papers)
             titles = [paper_string(data.papers[p], "title") for p in pids]
@@ -112,116 +166,169 @@ def text_features(data: IndData, pids: set[str], enc: Encoders) -> dict[str, tor
     return dict(zip(order, z, strict=True))
 
 
-def graph_features(model: GCCAD, graphs: list[AuthorGraph]) -> dict[tuple[str, str], torch.Tensor]:
-    """(author, paper) -> [x_i, cos_i, c, mean cos]: the paper's and the author's GCCAD vectors."""
+def structural_features(scores: torch.Tensor) -> torch.Tensor:
+    """(n,) anomaly scores of one author's papers -> (n, 5) basis-free graph vectors (see STRUCTURE)."""
+    s = scores.double()
+    n = len(s)
+    mean, std = s.mean(), s.std(unbiased=False)
+    z = (s - mean) / std if std > 1e-12 else torch.zeros_like(s)
+    ranks = torch.empty_like(s)
+    ranks[s.argsort(stable=True)] = torch.arange(n, dtype=s.dtype)
+    for v in s.unique():  # ties share their mean rank
+        tie = s == v
+        ranks[tie] = ranks[tie].mean()
+    rank = ranks / (n - 1) if n > 1 else torch.full_like(s, 0.5)
+    return torch.stack([s, z, rank, mean.expand(n), std.expand(n)], 1).float()
+
+
+def assign_folds(aids: list[str], k: int, seed: int) -> dict[str, int]:
+    """Training author -> fold (0..k-1), balanced, from a seeded shuffle."""
+    order = sorted(aids)
+    random.Random(seed).shuffle(order)
+    return {a: i % k for i, a in enumerate(order)}
+
+
+def fit_gccad_folds(graphs: list[AuthorGraph], folds: dict[str, int], cfg: GCCADConfig, seed: int):
+    """One GCCAD per fold, trained on the training graphs outside it: ([models], [loss histories])."""
+    k = max(folds.values()) + 1
+    out = [train_gccad([g for g in graphs if folds[g.aid] != f], cfg, seed + 1 + f) for f in range(k)]
+    return [m for m, _ in out], [h for _, h in out]
+
+
+@torch.no_grad()
+def gccad_score(models: list[GCCAD], g: AuthorGraph, fold: int | None = None) -> torch.Tensor:
+    """cos(x_i, c) from the model of `fold` (a training author's out-of-fold model), or the mean over all."""
+    if fold is not None:
+        return models[fold].scores(g)
+    return torch.stack([m.scores(g) for m in models]).mean(0)
+
+
+def graph_features(models: list[GCCAD], graphs: list[AuthorGraph], folds: dict[str, int] | None = None) -> dict:
+    """(author, paper) -> structural vector; training authors (in `folds`) scored out of fold."""
     out = {}
     for g in graphs:
-        per, whole = model.embed(g)
-        for pid, v in zip(g.pids, per, strict=True):
-            out[(g.aid, pid)] = torch.cat([v, whole])
+        feats = structural_features(gccad_score(models, g, (folds or {}).get(g.aid)))
+        out.update({(g.aid, pid): v for pid, v in zip(g.pids, feats, strict=True)})
     return out
 
 
-def crossfit_graph_features(graphs: list[AuthorGraph], cfg: DetectorConfig, seed: int) -> dict:
-    """Train-author GCCAD vectors from models that did not see that author (k folds), so MIND is not
-    trained on over-confident structural scores. Ours; the MIND code does not say how it was done."""
-    if cfg.crossfit < 2:
-        model, _ = train_gccad(graphs, cfg.gccad, seed)
-        return graph_features(model, graphs)
-    idx = list(range(len(graphs)))
-    random.Random(seed).shuffle(idx)
+def label_features(authors: dict[str, Author]) -> dict:
+    """The oracle's graph vectors: `structural_features` of the labels themselves (1 normal, 0 outlier)."""
     out = {}
-    for k in range(cfg.crossfit):
-        held = [graphs[i] for i in idx[k:: cfg.crossfit]]
-        rest = [g for g in graphs if g not in held]
-        model, _ = train_gccad(rest, cfg.gccad, seed + 1 + k)
-        out.update(graph_features(model, held))
+    for a in authors.values():
+        y = torch.tensor([float(a.labels[p]) for p in a.papers])
+        out.update({(a.aid, pid): v for pid, v in zip(a.papers, structural_features(y), strict=True)})
     return out
 
 
 @dataclass
 class Detector:
-    """A trained IND detector: encoders, GCCAD and MIND (stage outputs in `folder`)."""
+    """A trained IND detector: encoders, the fold GCCADs and MIND (stage outputs in `folder`)."""
 
     cfg: DetectorConfig
     folder: Path
     enc: Encoders
-    gccad: GCCAD
+    gccads: list[GCCAD]
     mind: MindModel
+    max_length: int
     history: dict = field(default_factory=dict)
+    prompts: dict = field(default_factory=dict)  # prompt-length statistics per use ("train", "score")
 
-    def _features(self, data: IndData, authors: dict[str, Author]) -> tuple[list[AuthorGraph], Features]:
-        graphs = build_graphs(data, authors, self.enc)
+    def features(self, data: IndData, authors: dict[str, Author], graph: dict | None = None) -> Features:
         pids = {p for a in authors.values() for p in a.papers}
-        return graphs, Features(text_features(data, pids, self.enc), graph_features(self.gccad, graphs))
+        if graph is None:
+            graph = graph_features(self.gccads, build_graphs(data, authors, self.enc))
+        return Features(text_features(data, pids, self.enc), graph)
 
-    def score(self, data: IndData, authors: dict[str, Author], stage: int = 3) -> dict[str, dict[str, float]]:
-        """{aid: {pid: P(correct)}} from MIND with the modalities of `stage` (weights as loaded)."""
-        graphs, feats = self._features(data, authors)
+    def score(self, data: IndData, authors: dict[str, Author], stage: int = 3, graph: dict | None = None,
+              ) -> dict[str, dict[str, float]]:
+        """{aid: {pid: P(correct)}} from MIND with the modalities of `stage` (weights as loaded).
+
+        `graph` replaces the GCCAD vectors (the oracle passes label vectors)."""
+        feats = self.features(data, authors, graph) if stage == 3 else Features(
+            text_features(data, {p for a in authors.values() for p in a.papers}, self.enc), {})
         titles = {p: data.papers[p]["title"] for a in authors.values() for p in a.papers}
-        builder = PromptBuilder(self.mind.tok, titles, self.cfg.mind)
+        builder = PromptBuilder(self.mind.tok, titles, self.cfg.mind, self.max_length)
         packs = inference_packs(list(authors.values()), self.cfg.mind.packing_size, self.cfg.mind.max_profile)
-        return score_packs(self.mind, packs, builder, feats, STAGE_MODALITIES[stage])
+        scores = score_packs(self.mind, packs, builder, feats, STAGE_MODALITIES[stage])
+        self.prompts[f"score_stage{stage}"] = builder.stats()
+        return scores
 
     def gccad_scores(self, data: IndData, authors: dict[str, Author]) -> dict[str, dict[str, float]]:
-        out = {}
-        with torch.no_grad():
-            for g in build_graphs(data, authors, self.enc):
-                out[g.aid] = dict(zip(g.pids, self.gccad.scores(g).tolist(), strict=True))
-        return out
+        """GCCAD alone: the mean anomaly score of the fold models."""
+        return {g.aid: dict(zip(g.pids, gccad_score(self.gccads, g).tolist(), strict=True))
+                for g in build_graphs(data, authors, self.enc)}
 
 
-def _new_mind(cfg: DetectorConfig) -> MindModel:
+def new_mind(cfg: DetectorConfig, seed: int) -> MindModel:
+    """The base LM with LoRA and freshly initialised projectors (seeded: same seed, same start)."""
     from tenfold.core.runtime import pick_device
 
     lm, tok = load_lm(cfg.lm)
-    model = MindModel(lm, tok, cfg.text_dim, 2 * (cfg.gccad.hidden + 1), cfg.mind)
+    torch.manual_seed(seed)
+    model = MindModel(lm, tok, cfg.text_dim, len(STRUCTURE), cfg.mind)
     return model.to(pick_device())
 
 
-def fit_detector(data: IndData, folder: str | Path, cfg: DetectorConfig, seed: int = 0,
-                 on_stage=None) -> Detector:
+def _gccads(graphs: list[AuthorGraph], folds: dict[str, int], cfg: DetectorConfig, seed: int, folder: Path):
+    """The fold GCCADs, trained once and reloaded from `folder` after."""
+    paths = [folder / f"gccad-fold{f}.safetensors" for f in range(cfg.folds)]
+    if all(p.is_file() for p in paths):
+        models = []
+        for p in paths:
+            m = GCCAD(graphs[0].x.shape[1], cfg.gccad)
+            m.load_state_dict(load_tensors(p))
+            models.append(m.eval())
+        return models, read_json(folder / "gccad.json")["losses"]
+    models, losses = fit_gccad_folds(graphs, folds, cfg.gccad, seed)
+    for m, p in zip(models, paths, strict=True):
+        save_tensors(p, m.state_dict())
+    atomic_write_json(folder / "gccad.json", {"losses": losses, "in_dim": graphs[0].x.shape[1]})
+    return models, losses
+
+
+def fit_detector(data: IndData, folder: str | Path, cfg: DetectorConfig, seed: int = 0, on_stage=None) -> Detector:
     """Train everything on `data.train`; resumable (finished parts are reloaded from `folder`).
 
-    `on_stage(stage, detector)` is called after each MIND stage (e.g. to evaluate stage 1 and 2).
+    `on_stage(stage, detector)` is called after each MIND stage (e.g. to evaluate stages 1 and 2).
     """
     folder = Path(folder)
     train = data.split("train")
+    max_length = prompt_limit(cfg)
     enc = Encoders.fit(cfg, data, seed)
     if cfg.text_encoder != "tfidf":
         cfg = dataclasses.replace(cfg, text_dim=enc.full.dim)
     saved = folder / "detector.json"
     if saved.is_file() and DetectorConfig.from_dict(read_json(saved)["config"]) != cfg:
         raise InputError(f"{folder} holds a detector trained with another configuration; use a new --model folder")
-    atomic_write_json(saved, {"config": cfg.to_dict(), "seed": seed})
+    folds = assign_folds(list(train), cfg.folds, seed)
+    atomic_write_json(saved, {"config": cfg.to_dict(), "seed": seed, "folds": folds})
     enc.save(folder)
     graphs = build_graphs(data, train, enc)
-    say(f"[ind] {len(graphs)} train author graphs; training GCCAD")
-    gpath = folder / "gccad.safetensors"
-    if gpath.is_file():
-        gccad = GCCAD(graphs[0].x.shape[1], cfg.gccad)
-        gccad.load_state_dict(load_tensors(gpath))
-        gccad.eval()
-        ghist = read_json(folder / "gccad.json")["losses"]
-    else:
-        gccad, ghist = train_gccad(graphs, cfg.gccad, seed)
-        save_tensors(gpath, gccad.state_dict())
-        atomic_write_json(folder / "gccad.json", {"losses": ghist, "in_dim": graphs[0].x.shape[1]})
-    gfeat = crossfit_graph_features(graphs, cfg, seed)
-    pids = {p for a in train.values() for p in a.papers}
-    feats = Features(text_features(data, pids, enc), gfeat)
-    mind = _new_mind(cfg)
-    titles = {p: data.papers[p]["title"] for p in pids}
-    builder = PromptBuilder(mind.tok, titles, cfg.mind)
+    say(f"[ind] {len(graphs)} train author graphs; training {cfg.folds} fold GCCADs")
+    gccads, ghist = _gccads(graphs, folds, cfg, seed, folder)
+    feats = Features(text_features(data, {p for a in train.values() for p in a.papers}, enc),
+                     graph_features(gccads, graphs, folds))
+    det = Detector(cfg, folder, enc, gccads, new_mind(cfg, seed), max_length, history={"gccad": ghist})
+    train_mind(det, data, feats, folder, seed, on_stage)
+    return det
+
+
+def train_mind(det: Detector, data: IndData, feats: Features, folder: Path, seed: int, on_stage=None,
+               stages: tuple[int, ...] = (1, 2, 3)) -> None:
+    """MIND's stages on the training authors' packs, with `feats` as the text and graph vectors."""
+    cfg = det.cfg
+    train = data.split("train")
+    titles = {p: data.papers[p]["title"] for a in train.values() for p in a.papers}
+    builder = PromptBuilder(det.mind.tok, titles, cfg.mind, det.max_length)
     packs = balanced_packs(list(train.values()), cfg.mind.packing_size, cfg.mind.repeats, cfg.mind.max_profile, seed)
-    det = Detector(cfg, folder, enc, gccad, mind, history={"gccad": ghist})
-    for stage in (1, 2, 3):
+    for stage in stages:
         say(f"[ind] MIND stage {stage} ({cfg.mind.stages[stage - 1].steps} steps)")
-        res = train_stage(mind, stage, packs, builder, feats, folder, seed)
+        res = train_stage(det.mind, stage, packs, builder, feats, folder, seed)
         det.history[f"stage{stage}"] = res["losses"]
         if on_stage is not None:
             on_stage(stage, det)
-    return det
+    det.prompts["train"] = builder.stats()
 
 
 def load_detector(folder: str | Path, stage: int = 3) -> Detector:
@@ -232,12 +339,16 @@ def load_detector(folder: str | Path, stage: int = 3) -> Detector:
     weights = folder / f"stage{stage}.safetensors"
     if not weights.is_file():
         raise InputError(f"{folder} has no finished stage {stage}; rerun `tenfold ind train` to resume it")
-    cfg = DetectorConfig.from_dict(read_json(folder / "detector.json")["config"])
+    meta = read_json(folder / "detector.json")
+    cfg = DetectorConfig.from_dict(meta["config"])
     enc = Encoders.load(cfg, folder)
-    gccad = GCCAD(int(read_json(folder / "gccad.json")["in_dim"]), cfg.gccad)
-    gccad.load_state_dict(load_tensors(folder / "gccad.safetensors"))
-    gccad.eval()
-    mind = _new_mind(cfg)
+    in_dim = int(read_json(folder / "gccad.json")["in_dim"])
+    gccads = []
+    for f in range(cfg.folds):
+        m = GCCAD(in_dim, cfg.gccad)
+        m.load_state_dict(load_tensors(folder / f"gccad-fold{f}.safetensors"))
+        gccads.append(m.eval())
+    mind = new_mind(cfg, int(meta["seed"]))
     mind.load_trainable(load_tensors(weights))
     mind.eval()
-    return Detector(cfg, folder, enc, gccad, mind)
+    return Detector(cfg, folder, enc, gccads, mind, prompt_limit(cfg))
