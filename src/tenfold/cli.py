@@ -278,6 +278,10 @@ def main(argv: list[str] | None = None) -> None:
         if _state["debug"] or debug:
             raise
         _fail(str(err).replace("\n", " "), err.exit_code)
+    except MemoryError as err:
+        if _state["debug"] or debug:
+            raise
+        _fail(f"not enough memory for this input ({str(err).splitlines()[0][:160]}): reduce the sizes asked for")
     except pickle.UnpicklingError as err:
         if _state["debug"] or debug:
             raise
