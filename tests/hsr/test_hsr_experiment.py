@@ -11,6 +11,7 @@ import pytest
 from tenfold.core.errors import InputError
 from tenfold.core.results import Result
 from tenfold.hsr.experiment import (
+    add_dropin_claim,
     add_exactness_claims,
     add_real_key_claims,
     add_work_exponent_claim,
@@ -61,6 +62,16 @@ def test_exactness_claims_fail_for_an_index_that_drops_keys():
     r = _result()
     add_exactness_claims(r, 1e-7, 0)
     assert [c.verdict for c in r.claims] == ["holds", "holds"]
+
+
+def test_dropin_claim_fails_for_a_stale_cache():
+    """Negative control: a cache reusing the previous prompt's keys (logit differences ~1, other tokens)."""
+    r = _result()
+    add_dropin_claim(r, {"prompts": 4, "max_abs_logit_diff": 1.3, "same_tokens": False})
+    assert r.claims[0].verdict == "fails"
+    r = _result()
+    add_dropin_claim(r, {"prompts": 4, "max_abs_logit_diff": 2e-6, "same_tokens": True})
+    assert r.claims[0].verdict == "holds"
 
 
 def test_work_exponent_claim_does_not_hold_for_a_scan():
