@@ -12,8 +12,11 @@ from tenfold.looped import (
     embed,
     gd_construction,
     gd_predict,
+    gd_rate,
     gd_weights,
     implicit_weights,
+    iteration_rate,
+    learned_preconditioner,
     lsa,
     sample_prompts,
     theory_step_size,
@@ -79,3 +82,38 @@ def test_structured_model_only_writes_y_rows():
     with torch.no_grad():
         Z = model(Z0, 4)
     assert torch.equal(Z[:, :3], Z0[:, :3])  # the x-rows are never changed
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 12), st.integers(1, 6), st.integers(0, 999))
+def test_structured_loop_equals_the_generic_lsa_layer(d, m, n, T, seed):
+    model = LinearLoopedTransformer(d, m, seed=seed).double()
+    with torch.no_grad():
+        model.P.normal_(generator=torch.Generator().manual_seed(seed))
+        model.Q.normal_(generator=torch.Generator().manual_seed(seed + 1))
+    P, Q = model.weights()
+    Z = embed(sample_prompts(3, TaskConfig(d=d, m=m, n=n), seed=seed))
+    ref = Z
+    for _ in range(T):
+        ref = lsa(ref, P, Q, n)
+    with torch.no_grad():
+        assert torch.allclose(model(Z, T), ref, atol=1e-9 * max(1.0, float(ref.abs().max())))
+
+
+def test_trajectory_holds_every_loops_prediction():
+    p = sample_prompts(4, TaskConfig(d=3, n=8), seed=2)
+    model = gd_construction(3, 1, 0.3)
+    with torch.no_grad():
+        traj = model.trajectory(p, 6)
+        assert all(torch.allclose(traj[:, t - 1], model.predict(p, t), atol=1e-14) for t in (1, 3, 6))
+
+
+def test_learned_preconditioner_reads_the_construction_back_and_predicts_its_rate():
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    Gamma = A @ A.T / 4 + torch.eye(4, dtype=torch.float64)
+    model = gd_construction(4, 1, 0.1, Gamma)
+    assert torch.allclose(learned_preconditioner(model), 0.1 * Gamma)
+    p = sample_prompts(5, TaskConfig(d=4, n=16), seed=1)
+    plain = gd_construction(4, 1, 0.2)
+    assert torch.allclose(iteration_rate(p, learned_preconditioner(plain)), gd_rate(p, 0.2), atol=1e-12)

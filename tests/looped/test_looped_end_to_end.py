@@ -1,21 +1,78 @@
-"""Training, the CLI verbs and a tiny reproduce run."""
+"""Training, the claims' computations with their negative controls, the CLI verbs and a smoke reproduce."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
+from tenfold.core.results import Result
 from tenfold.looped import LinearLoopedTransformer, TaskConfig, TrainConfig, train_model
 from tenfold.looped.cli import app
+from tenfold.looped.experiment import PAPER, at_least_claim, falls_claim, rate_claim, reproduce, shift_claim
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_looped.py"
 
 
-def test_training_lowers_the_query_loss():
+def scratch() -> Result:
+    return Result(method="looped", kind="reproduce", paper=PAPER)
+
+
+def test_training_lowers_the_query_loss_on_random_covariances():
     model = LinearLoopedTransformer(3, 1, seed=0)
-    losses = train_model(model, TaskConfig(d=3, n=12), 2, TrainConfig(steps=60, batch=64, lr=3e-2))
+    losses = train_model(model, TaskConfig(d=3, n=12, kappa_max=10.0), 2, TrainConfig(steps=60, batch=64, lr=3e-2))
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_rate_claim_holds_near_one_and_fails_for_no_loops_or_half_the_step():
+    rng = np.random.default_rng(0)
+    near = 1 + 0.01 * rng.standard_normal(200)
+    r = scratch()
+    rate_claim(r, "a", "near", near)
+    rate_claim(r, "no_loops", "null: slope 0", np.zeros(200))
+    rate_claim(r, "half_step", "null: GD at half the step converges at about half the rate", 0.5 + 0.01 * near)
+    assert [c.verdict for c in r.claims] == ["holds", "fails", "fails"]
+
+
+def test_at_least_and_falls_claims_do_not_hold_under_their_nulls():
+    r = scratch()
+    at_least_claim(r, "plateau", "null: stops improving", np.zeros((50, 3)), 1.0, "GD")
+    at_least_claim(r, "gd_itself", "null: plain GD measured against itself", np.ones(50), 1.0, "GD")
+    late = np.log10(np.random.default_rng(1).uniform(1e-3, 1e-2, 80))
+    falls_claim(r, "fixed_T", "null: T held fixed", late, late)
+    falls_claim(r, "three_x", "null: only 3x lower, not 10x", late - np.log10(3), late)
+    assert [c.verdict for c in r.claims] == ["fails", "inconclusive", "fails", "fails"]
+
+
+def test_shift_claim_holds_for_gd_like_errors_and_fails_for_an_untrained_model():
+    rng = np.random.default_rng(2)
+    gd = np.log(rng.uniform(0.05, 0.2, (100, 3)))
+    r = scratch()
+    shift_claim(r, "gd_like", "trained = GD", gd + 0.01 * rng.standard_normal(gd.shape), gd)
+    shift_claim(r, "untrained", "null: untrained", np.log(np.full_like(gd, 0.9)), gd)
+    shift_claim(r, "gd_relabelled_times_1_5", "null: 1.5x GD", gd + np.log(1.5), gd)
+    assert [c.verdict for c in r.claims] == ["holds", "fails", "fails"]
+
+
+def test_smoke_reproduce_writes_every_claim_plot_and_null(tmp_path):
+    result = reproduce("smoke", 0, tmp_path)
+    ids = {c.id for c in result.claims}
+    assert ids == {"construction_equals_gd", "constructed_rate_matches_gd", "constructed_beats_paper_rate",
+                   "trained_keeps_gd_rate_unrolled", "error_at_2d_keeps_falling", "shift_trained_close_to_gd"}
+    assert result.metrics["construct_vs_gd_max_rel"] < 1e-10
+    assert all(c.exact or (c.interval is not None and c.evidence) for c in result.claims)
+    assert all(v["verdict"] != "holds" for v in result.metrics["nulls"].values())
+    assert set(result.metrics["nulls"]) == ids - {"construction_equals_gd"}
+    assert all((tmp_path / a).is_file() for a in result.artifacts)
+    assert "0.895" not in json.dumps(result.to_dict())
 
 
 def test_cli_construct_on_user_prompts_matches_gd(tmp_path):
@@ -31,7 +88,8 @@ def test_cli_construct_on_user_prompts_matches_gd(tmp_path):
 
 def test_cli_train_saves_weights_that_construct_can_run(tmp_path):
     out = tmp_path / "w.safetensors"
-    res = CliRunner().invoke(app, ["train", "--T", "2", "--d", "3", "--n", "9", "--steps", "5", "--out", str(out)])
+    res = CliRunner().invoke(app, ["train", "--T", "2", "--d", "3", "--n", "9", "--steps", "5", "--kappa-max", "5",
+                                   "--out", str(out)])
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["construct", "--weights", str(out), "--T", "2", "--d", "3", "--n", "9"])
     assert res.exit_code == 0, res.output
@@ -39,16 +97,44 @@ def test_cli_train_saves_weights_that_construct_can_run(tmp_path):
     assert res.exit_code != 0 and "d + m" in str(res.exception)
 
 
-def test_tiny_reproduce_writes_claims_and_plots(tmp_path, monkeypatch):
-    from tenfold.looped import experiment
+def test_cli_sweeps_report_the_rate_and_the_error_table():
+    res = CliRunner().invoke(app, ["sweep", "--what", "rate", "--d", "4", "--n-per-d", "4", "--T", "60",
+                                   "--prompts", "30"])
+    assert res.exit_code == 0, res.output
+    assert abs(json.loads(res.output)["median_ratio_measured_over_gd"] - 1) < 0.05
+    res = CliRunner().invoke(app, ["sweep", "--what", "n", "--d", "4", "--values", "0.5,4", "--T", "20",
+                                   "--prompts", "20"])
+    rows = json.loads(res.output)
+    assert rows["4"]["T=20"] < rows["0.5"]["T=20"] and rows["0.5"]["least_squares"] > 0.1  # n < d: a floor
+    res = CliRunner().invoke(app, ["sweep", "--what", "rate", "--d", "4", "--n-per-d", "1"])
+    assert res.exit_code != 0 and "n > d" in str(res.exception)
 
-    tiny = experiment.Profile(d=3, n_per_d=4, kappa_T=2.0, Ts=(1, 2), train=TrainConfig(steps=30, batch=32),
-                              test=64, sweep_d=3, ratios=(1, 4), kappas=(1, 10), T_sweep=5)
-    monkeypatch.setitem(experiment.PROFILES, "quick", tiny)
-    result = experiment.reproduce("quick", 0, tmp_path)
-    assert set(result.metrics) >= {"construct_vs_gd_max_abs", "trained_err_by_T", "gd_err_by_T", "err_by_n_over_d",
-                                   "err_by_kappa"}
-    assert result.metrics["construct_vs_gd_max_abs"] < 1e-8
-    assert {c.id for c in result.claims} >= {"construction_equals_gd", "trained_tracks_gd"}
-    assert all((tmp_path / a).is_file() for a in result.artifacts)
-    assert torch.isfinite(torch.tensor(list(result.metrics["trained_err_by_T"].values()))).all()
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_the_same_looped_model_as_one(tmp_path):
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if launcher is None:
+        pytest.skip("accelerate's launcher is not installed")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    subprocess.run([sys.executable, str(SCRIPT), str(one)], check=True, env=env, timeout=600)
+    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                    "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(two)],
+                   check=True, env=env, timeout=600, capture_output=True)
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert a["processes"] == 1 and b["processes"] == 2
+    assert torch.allclose(torch.tensor(a["weights"]), torch.tensor(b["weights"]), atol=1e-10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.json", "two.json"]
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_returns_a_cpu_model_that_matches_its_own_rate():
+    from tenfold.core.runtime import configure
+    from tenfold.looped.sweeps import trained_looped
+
+    configure(device="cuda")
+    try:
+        model = trained_looped(TaskConfig(d=4, n=16, kappa=2.0), 4, TrainConfig(steps=30, batch=32), 0)
+    finally:
+        configure(device="auto")
+    assert model.P.device.type == "cpu" and model.P.dtype == torch.float64

@@ -14,7 +14,6 @@ from tenfold.looped import (
     Prompts,
     TaskConfig,
     embed,
-    error_threshold,
     gd_construction,
     gd_predict,
     gd_weights,
@@ -58,11 +57,6 @@ def test_embedding_layout_and_seeded_determinism():
     Z = embed(p)
     assert Z.shape == (2, 5, 5)
     assert torch.equal(Z[:, :3, :4], p.X.transpose(1, 2)) and torch.equal(Z[:, 3:, 4], torch.zeros(2, 2, dtype=Z.dtype))
-
-
-def test_threshold_decreases_with_T_and_is_vacuous_when_n_le_d():
-    assert error_threshold(20, 8, 32, 10.0) < error_threshold(10, 8, 32, 10.0) < 1
-    assert error_threshold(20, 8, 8, 10.0) == 1.0
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):

@@ -15,10 +15,10 @@ app = typer.Typer(help="Linear looped transformers doing multi-step gradient des
 add_standard_commands(app, "looped")
 
 
-def _task(d: int, m: int, n: int, kappa: float, noise: float, seed: int):
+def _task(d: int, m: int, n: int, kappa: float, noise: float, seed: int, kappa_max: float | None = None):
     from tenfold.looped.tasks import TaskConfig
 
-    return TaskConfig(d=d, m=m, n=n, kappa=kappa, noise=noise, cov_seed=seed)
+    return TaskConfig(d=d, m=m, n=n, kappa=kappa, noise=noise, cov_seed=seed, kappa_max=kappa_max)
 
 
 @app.command()
@@ -28,6 +28,7 @@ def train(
     m: int = typer.Option(1, help="Output dimension."),
     n: int = typer.Option(20, help="In-context examples per prompt."),
     kappa: float = typer.Option(1.0, help="Condition number of the input covariance (>= 1)."),
+    kappa_max: float = typer.Option(None, help="Instead: a random covariance per prompt, condition number up to this."),
     noise: float = typer.Option(0.0, help="Label noise std."),
     steps: int = typer.Option(400, help="Adam steps."),
     full: bool = typer.Option(False, help="Train full P, Q instead of the GD-shaped blocks."),
@@ -44,9 +45,10 @@ def train(
         train_model,
     )
 
-    task = _task(d, m, n, kappa, noise, seed)
+    task = _task(d, m, n, kappa, noise, seed, kappa_max)
     model = LinearLoopedTransformer(d, m, structured=not full, seed=seed)
     losses = train_model(model, task, T, TrainConfig(steps=steps, seed=seed))
+    model = model.cpu()
     p = sample_prompts(2000, task, seed=seed + 7, dtype=model.P.dtype)
     err = relative_error(model.predict(p, T).detach(), p.yq)
     P, Q = model.weights()
@@ -104,32 +106,48 @@ def construct(
 
 @app.command()
 def sweep(
-    what: str = typer.Option("n", help="n (error vs n/d), kappa (error vs kappa) or T (error vs loops, constructed and GD)."),
+    what: str = typer.Option("rate", help="rate (log-error slope vs the GD prediction) or n (error vs n/d and T)."),
     d: int = typer.Option(8, help="Input dimension."),
-    n_per_d: float = typer.Option(4.0, help="n / d when not swept."),
-    kappa: float = typer.Option(10.0, help="Condition number when not swept."),
-    T: int = typer.Option(20, "--T", help="Loops when not swept."),
-    values: str = typer.Option("", help="Comma-separated values to sweep (defaults per sweep)."),
-    test: int = typer.Option(1000, help="Test prompts."),
+    n_per_d: float = typer.Option(2.0, help="n / d (rate)."),
+    kappa: float = typer.Option(2.0, help="Condition number of the covariance."),
+    T: int = typer.Option(200, "--T", help="Largest number of loops."),
+    values: str = typer.Option("0.5,1,2,4,8", help="n / d values (n)."),
+    noise: float = typer.Option(0.0, help="Label noise std (n)."),
+    prompts: int = typer.Option(200, help="Test prompts."),
     seed: int = typer.Option(0, help="Seed."),
     out: Path = typer.Option(None, help="Write the rows as JSON here."),
 ) -> None:
-    """Error of the constructed looped model vs n/d, kappa or T (the curves of the reproduce run)."""
-    from tenfold.looped.sweeps import err_by_kappa, err_by_n_over_d, err_by_T
+    """The constructed looped model (theory step, float64): its rate against the prediction, or its error vs n/d."""
+    import numpy as np
 
-    check(what in ("n", "kappa", "T"), f"--what must be n, kappa or T, got {what!r}")
-    defaults = {"n": "1,2,4,8,16", "kappa": "1,2,5,10,20,50", "T": "1,2,4,8,16,32"}
-    try:
-        xs = [float(v) for v in (values or defaults[what]).split(",")]
-    except ValueError as err:
-        raise typer.BadParameter(f"--values must be comma-separated numbers, got {values!r}") from err
-    task = _task(d, 1, max(1, round(n_per_d * d)), kappa, 0.0, seed)
-    if what == "n":
-        rows = err_by_n_over_d(task, xs, T, test, seed)
-    elif what == "kappa":
-        rows = err_by_kappa(task, xs, T, test, seed)
+    from tenfold.core.stats import one_sample
+    from tenfold.looped.convergence import theory_step_size
+    from tenfold.looped.model import gd_construction
+    from tenfold.looped.sweeps import TEST_SEED, error_by_n_over_d, rate_in_T
+    from tenfold.looped.tasks import sample_prompts
+
+    check(what in ("rate", "n"), f"--what must be rate or n, got {what!r}")
+    check(T >= 4 and prompts >= 2, f"need --T >= 4 and --prompts >= 2, got {T}, {prompts}")
+    if what == "rate":
+        task = _task(d, 1, max(1, round(n_per_d * d)), kappa, 0.0, seed)
+        check(task.n > d, f"the rate needs n > d (a unique least-squares solution), got n={task.n}, d={d}")
+        eta = theory_step_size(d, task.n)
+        r = rate_in_T(gd_construction(d, 1, eta), sample_prompts(prompts, task, seed=seed + TEST_SEED), T, eta)
+        ratio = (r["slope"] / r["gd"]).numpy()
+        iv = one_sample(ratio, 1.0, statistic=np.median, unit="prompt")
+        rows = {"d": d, "n": task.n, "eta": eta, "median_ratio_measured_over_gd": float(np.median(ratio)),
+                "interval_minus_1": iv.bounds(), "median_ratio_measured_over_paper": float((r["slope"] / r["paper"]).median()),
+                "median_gd_rate": float(r["gd"].median())}
     else:
-        rows = err_by_T(task, [int(x) for x in xs], None, test, seed)
+        try:
+            ratios = [float(v) for v in values.split(",")]
+        except ValueError as err:
+            raise typer.BadParameter(f"--values must be comma-separated numbers, got {values!r}") from err
+        check(all(v > 0 for v in ratios), f"--values (n / d) must be positive, got {values!r}")
+        Ts = sorted({1, 2, 5, 10, 20, 50, 100, T} & set(range(1, T + 1)))
+        table = error_by_n_over_d(d, ratios, Ts, kappa, noise, prompts, seed)
+        rows = {r: {**{f"T={t}": float(e.median()) for t, e in row["by_T"].items()},
+                    "least_squares": float(row["least_squares"].median())} for r, row in table.items()}
     text = json.dumps(rows, indent=1)
     if out is not None:
         from tenfold.core.io import atomic_write_text

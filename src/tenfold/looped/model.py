@@ -56,41 +56,47 @@ class LinearLoopedTransformer(nn.Module):
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.P * self.p_mask, self.Q * self.q_mask
 
-    def forward(self, Z: torch.Tensor, T: int) -> torch.Tensor:
-        """Z_T from Z_0 (B, d + m, n + 1): the same LSA layer T times."""
+    def forward(self, Z: torch.Tensor, T: int, n: int | None = None) -> torch.Tensor:
+        """Z_T from Z_0 (B, d + m, n + k): the same LSA layer T times; the first n columns are the examples (keys),
+        the last k (default 1) are queries, which never act as keys."""
+        return torch.cat([Z[:, : self.d], self._y_rows(Z, T, n)[-1]], dim=1)
+
+    def _y_rows(self, Z: torch.Tensor, T: int, n: int | None = None) -> list[torch.Tensor]:
+        """The y-rows of Z_1, ..., Z_T. A structured model's P writes only the y-rows, so the x-rows never change
+        and (1/n) P (Z M Z^T) Q Z reduces to y-rows += p Y_keys K with K = X_keys^T A X / n fixed across loops
+        (tested equal to `lsa`); full P, Q loop `lsa` itself."""
         check(isinstance(T, int) and T >= 1, f"T (number of loops) must be an integer >= 1, got {T!r}")
         P, Q = self.weights()
-        n = Z.shape[2] - 1
+        n, d = Z.shape[2] - 1 if n is None else n, self.d
+        out = []
+        if not self.structured:
+            for _ in range(T):
+                Z = lsa(Z, P, Q, n)
+                out.append(Z[:, d:])
+            return out
+        X, Y = Z[:, :d], Z[:, d:]
+        K = X[:, :, :n].transpose(1, 2) @ Q[:d, :d] @ X / n  # (B, n, n + 1)
+        p = P[d:, d:]
         for _ in range(T):
-            Z = lsa(Z, P, Q, n)
-        return Z
+            Y = Y + p @ (Y[:, :, :n] @ K)
+            out.append(Y)
+        return out
 
     def predict(self, p: Prompts, T: int) -> torch.Tensor:
         """yhat_q = -(y-rows of the query column after T loops). (B, m)"""
         validate_prompts(p, d=self.d, m=self.m)
-        Z = self(embed(p).to(self.P.dtype), T)
-        return -Z[:, self.d :, -1]
+        return -self._y_rows(embed(p).to(self.P.dtype), T)[-1][:, :, -1]
 
-
-class LinearMultiLayerTransformer(nn.Module):
-    """The non-looped contrast: L LSA layers with separate weights, same masks and embedding."""
-
-    def __init__(self, d: int, m: int = 1, layers: int = 1, structured: bool = True, init_scale: float = 0.1, seed: int = 0):
-        super().__init__()
-        check(layers >= 1, f"layers must be >= 1, got {layers}")
-        self.d, self.m = d, m
-        self.blocks = nn.ModuleList(
-            LinearLoopedTransformer(d, m, structured, init_scale, seed + i) for i in range(layers)
-        )
-
-    def predict(self, p: Prompts, T: int | None = None) -> torch.Tensor:
-        """yhat_q after the L layers (T, when given, must equal L: the depth is fixed)."""
-        check(T is None or T == len(self.blocks), f"this model has {len(self.blocks)} layers; T={T} is not its depth")
+    def trajectory(self, p: Prompts, T: int, queries: torch.Tensor | None = None) -> torch.Tensor:
+        """The prediction after every loop 1..T, in one pass: for the prompt's query (B, T, m), or for each of
+        `queries` (B, k, d) placed as k query columns side by side (B, T, k, m)."""
         validate_prompts(p, d=self.d, m=self.m)
-        Z = embed(p).to(self.blocks[0].P.dtype)
-        for block in self.blocks:
-            Z = block(Z, 1)
-        return -Z[:, self.d :, -1]
+        if queries is None:
+            return torch.stack([-Y[:, :, -1] for Y in self._y_rows(embed(p).to(self.P.dtype), T)], dim=1)
+        B, n, k = p.X.shape[0], p.X.shape[1], queries.shape[1]
+        Z = torch.cat([torch.cat([p.X, queries], dim=1), torch.cat([p.Y, p.Y.new_zeros(B, k, self.m)], dim=1)], dim=2)
+        rows = self._y_rows(Z.transpose(1, 2).to(self.P.dtype), T, n)
+        return torch.stack([-Y[:, :, n:].transpose(1, 2) for Y in rows], dim=1)
 
 
 def gd_construction(d: int, m: int, eta: float, preconditioner: torch.Tensor | None = None,
@@ -115,7 +121,17 @@ def implicit_weights(model: LinearLoopedTransformer, p: Prompts, T: int) -> torc
     The query column never acts as a key (M masks it), so the prediction is linear in x_q.
     """
     B, _, d, _ = p.shape
-    eye = torch.eye(d, dtype=p.X.dtype)
-    rep = Prompts(p.X.repeat_interleave(d, 0), p.Y.repeat_interleave(d, 0), eye.repeat(B, 1))
-    cols = model.predict(rep, T).reshape(B, d, -1)  # (B, d, m): column j is W_T e_j
-    return cols.transpose(1, 2)
+    eye = torch.eye(d, dtype=p.X.dtype).expand(B, d, d)
+    return model.trajectory(p, T, queries=eye)[:, -1].transpose(1, 2)  # answer to e_j is column j of W_T
+
+
+def learned_preconditioner(model: LinearLoopedTransformer) -> torch.Tensor:
+    """M (d, d) such that one loop of a structured model with m = 1 is W <- W + (1/n) R^T X M.
+
+    The y-row of token i moves by (1/n) p (R^T X) A x_i with p = P[y, y] and A = Q[x, x]; since that row
+    holds y_i - W x_i, W moves by -(1/n) p R^T X A: M = -p A (the construction has p = 1, A = -eta Gamma).
+    """
+    check(model.structured and model.m == 1, "the preconditioner reading needs a structured model with m = 1")
+    P, Q = model.weights()
+    d = model.d
+    return (-P[d, d] * Q[:d, :d]).detach().double()

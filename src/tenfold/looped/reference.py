@@ -29,12 +29,17 @@ def gd_predict(p: Prompts, T: int, eta: float, preconditioner: torch.Tensor | No
     return (gd_weights(p, T, eta, preconditioner) @ p.xq.double()[:, :, None])[:, :, 0]
 
 
-def least_squares_predict(p: Prompts) -> torch.Tensor:
-    """Query prediction of the minimum-norm least-squares solution W* = Y^T X (X^T X)^+. (B, m)"""
+def least_squares_weights(p: Prompts) -> torch.Tensor:
+    """The minimum-norm least-squares solution W* = Y^T X (X^T X)^+, where GD from 0 converges. (B, m, d)"""
     X, Y = p.X.double(), p.Y.double()
-    W = torch.linalg.lstsq(X, Y, driver="gelsd").solution.transpose(1, 2) if X.shape[1] >= X.shape[2] else \
-        (torch.linalg.pinv(X) @ Y).transpose(1, 2)
-    return (W @ p.xq.double()[:, :, None])[:, :, 0]
+    if X.shape[1] >= X.shape[2]:
+        return torch.linalg.lstsq(X, Y, driver="gelsd").solution.transpose(1, 2)
+    return (torch.linalg.pinv(X) @ Y).transpose(1, 2)
+
+
+def least_squares_predict(p: Prompts) -> torch.Tensor:
+    """Query prediction of the minimum-norm least-squares solution. (B, m)"""
+    return (least_squares_weights(p) @ p.xq.double()[:, :, None])[:, :, 0]
 
 
 def empirical_condition(p: Prompts) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""The measurements: error vs loops T, vs n/d, vs kappa, and construction-vs-GD agreement."""
+"""The measurements: construction vs GD, the rate in T against the GD prediction, error vs n/d, and the
+trained model on held-out covariances against GD at its best step. Everything that checks theory is
+float64; each function returns per-prompt arrays so the claims can resample prompts."""
 
 from __future__ import annotations
 
@@ -7,23 +9,19 @@ from dataclasses import replace
 import torch
 
 from tenfold.core.errors import check
-from tenfold.looped.baselines import GradientDescent, LeastSquares, PreconditionedGD, tune_step_size
-from tenfold.looped.convergence import error_threshold, theory_step_size
-from tenfold.looped.model import (
-    LinearLoopedTransformer,
-    LinearMultiLayerTransformer,
-    gd_construction,
-    implicit_weights,
-)
-from tenfold.looped.reference import gd_predict, relative_error
-from tenfold.looped.tasks import Prompts, TaskConfig, sample_prompts, task_covariance
+from tenfold.looped.baselines import tune_step_size
+from tenfold.looped.convergence import gd_rate, iteration_rate, log_error_slope, paper_rate, theory_step_size
+from tenfold.looped.model import LinearLoopedTransformer, gd_construction, learned_preconditioner
+from tenfold.looped.reference import gd_predict, least_squares_predict, least_squares_weights
+from tenfold.looped.tasks import Prompts, TaskConfig, sample_prompts
 from tenfold.looped.training import TrainConfig, train_model
 
-PARAM_PROMPTS = 256  # prompts whose implicit weights W_T are read out for the parameter error
+# evaluation prompt seeds: small integers, disjoint from the training stream (training.train_seed)
+TEST_SEED, TUNE_SEED = 7, 8
 
 
 def construct_vs_gd(shapes: list[tuple[int, int, int, float]], T: int, batch: int, seed: int) -> float:
-    """max |looped(construction) - T-step GD| over prompts of each (d, m, n, kappa), float64."""
+    """max |looped(construction) - T-step GD| / max |GD| over prompts of each (d, m, n, kappa), float64."""
     worst = 0.0
     for i, (d, m, n, kappa) in enumerate(shapes):
         task = TaskConfig(d=d, m=m, n=n, kappa=kappa, cov_seed=seed + i)
@@ -31,67 +29,86 @@ def construct_vs_gd(shapes: list[tuple[int, int, int, float]], T: int, batch: in
         eta = theory_step_size(d, n)
         with torch.no_grad():
             looped = gd_construction(d, m, eta).predict(p, T)
-        worst = max(worst, float((looped - gd_predict(p, T, eta)).abs().max()))
+        ref = gd_predict(p, T, eta)
+        worst = max(worst, float((looped - ref).abs().max() / ref.abs().max().clamp_min(1e-300)))
     return worst
 
 
-def err_by_T(task: TaskConfig, Ts: list[int], train: TrainConfig | None, test: int, seed: int,
-             multilayer: bool = True) -> dict[str, dict[str, float]]:
-    """Query error vs T for the constructed / trained looped model, the multi-layer contrast and the references.
-
-    The GD reference uses the best fixed step size for each T (tuned on separate prompts), the
-    construction uses the theory step size; `train=None` skips the trained models.
-    """
-    check(all(T >= 1 for T in Ts), f"every T must be >= 1, got {Ts}")
-    p = sample_prompts(test, task, seed=seed + 7)
-    tune = sample_prompts(512, task, seed=seed + 8)
-    inv_sigma = torch.linalg.inv(task_covariance(task))
-    eta = theory_step_size(task.d, task.n)
-    out: dict[str, dict[str, float]] = {k: {} for k in ("constructed", "gd", "precond_gd", "trained", "multilayer")}
-    for T in Ts:
-        key = str(T)
-        with torch.no_grad():
-            out["constructed"][key] = relative_error(gd_construction(task.d, task.m, eta).predict(p, T), p.yq)
-        out["gd"][key] = relative_error(GradientDescent(tune_step_size(tune, T)).predict(p, T), p.yq)
-        pgd = PreconditionedGD(tune_step_size(tune, T, inv_sigma), inv_sigma)
-        out["precond_gd"][key] = relative_error(pgd.predict(p, T), p.yq)
-        if train is None:
-            continue
-        looped = LinearLoopedTransformer(task.d, task.m, seed=seed)
-        train_model(looped, task, T, replace(train, seed=seed), desc=f"looped T={T}")
-        with torch.no_grad():
-            out["trained"][key] = relative_error(looped.predict(p.to(torch.float32), T), p.yq)
-        if multilayer:
-            deep = LinearMultiLayerTransformer(task.d, task.m, layers=T, seed=seed)
-            train_model(deep, task, T, replace(train, seed=seed), desc=f"multilayer L={T}")
-            with torch.no_grad():
-                out["multilayer"][key] = relative_error(deep.predict(p.to(torch.float32), T), p.yq)
-    out["least_squares"] = {"inf": relative_error(LeastSquares().predict(p), p.yq)}
-    return {k: v for k, v in out.items() if v}
-
-
-def constructed_error(task: TaskConfig, T: int, test: int, seed: int) -> dict[str, float]:
-    """The constructed looped model (theory step size) at T loops: query error and parameter error."""
-    p = sample_prompts(test, task, seed=seed + 11)
-    model = gd_construction(task.d, task.m, theory_step_size(task.d, task.n))
-    sub = Prompts(p.X[:PARAM_PROMPTS], p.Y[:PARAM_PROMPTS], p.xq[:PARAM_PROMPTS], None, p.W[:PARAM_PROMPTS])
+def query_errors(model: LinearLoopedTransformer, p: Prompts, T: int) -> torch.Tensor:
+    """||yhat_q(t) - y_q|| / ||y_q|| after every loop t = 1..T, per prompt, in float64. (B, T)"""
     with torch.no_grad():
-        query = relative_error(model.predict(p, T), p.yq)
-        W_hat = implicit_weights(model, sub, T)  # d forward passes per prompt: a subset is enough
-    param = (W_hat - sub.W).flatten(1).norm(dim=1) / sub.W.flatten(1).norm(dim=1)
-    return {"query_err": query, "param_err_mean": float(param.mean()), "param_err_p90": float(param.quantile(0.9)),
-            "threshold": error_threshold(T, task.d, task.n, task.kappa)}
+        traj = model.double().trajectory(p.to(torch.float64), T)  # (B, T, m)
+    target = p.yq.double()[:, None, :]
+    return (traj - target).norm(dim=-1) / target.norm(dim=-1).clamp_min(1e-300)
 
 
-def err_by_n_over_d(task: TaskConfig, ratios: list[float], T: int, test: int, seed: int) -> dict[str, dict[str, float]]:
-    """Constructed looped model at T loops for n = ratio * d (kappa fixed)."""
+def parameter_errors(model: LinearLoopedTransformer, p: Prompts, T: int) -> torch.Tensor:
+    """||W_t - W*||_F / ||W*||_F after every loop t = 1..T (W_t read out with queries e_1..e_d, W* the
+    least-squares solution), per prompt, float64. Unlike the query error it has no cancellations: it falls
+    monotonically for a convergent linear iteration. (B, T)"""
+    B, _, d, _ = p.shape
+    q = p.to(torch.float64)
+    with torch.no_grad():  # queries e_1..e_d side by side: the answer to e_j is column j of W_t
+        W_t = model.double().trajectory(q, T, queries=torch.eye(d, dtype=torch.float64).expand(B, d, d)).transpose(2, 3)
+    W_star = least_squares_weights(q)[:, None]
+    return (W_t - W_star).flatten(2).norm(dim=-1) / W_star.flatten(2).norm(dim=-1)
+
+
+def rate_in_T(model: LinearLoopedTransformer, p: Prompts, T_max: int, eta: float) -> dict[str, torch.Tensor]:
+    """Per prompt: the fitted slope of the log parameter error over loops T_max/2..T_max, the model's own
+    predicted rate log rho(I - H M), plain GD's log max|1 - eta lambda| and the paper's -1/(2 kappa). (B,) each."""
+    check(T_max >= 4, f"T_max must be >= 4 to fit a slope over its second half, got {T_max}")
+    errors = parameter_errors(model, p, T_max)
+    Ts = torch.arange(T_max // 2, T_max + 1)
+    return {"slope": log_error_slope(errors[:, Ts - 1], Ts), "own": iteration_rate(p, learned_preconditioner(model)),
+            "gd": gd_rate(p, eta), "paper": paper_rate(p), "error_T_max": errors[:, -1]}
+
+
+def trained_looped(task: TaskConfig, T: int, train: TrainConfig, seed: int) -> LinearLoopedTransformer:
+    """A structured looped model trained at T loops on prompts of `task` (in float32), returned in float64 on the
+    CPU: it is unrolled far past T, where the theory checks need float64 round-off."""
+    model = LinearLoopedTransformer(task.d, task.m, seed=seed)
+    train_model(model, task, T, replace(train, seed=seed), desc=f"looped d={task.d} n={task.n} T={T}")
+    return model.cpu().double().eval()
+
+
+def error_by_n_over_d(d: int, ratios: list[float], Ts: list[int], kappa: float, noise: float, prompts: int,
+                      seed: int) -> dict[str, dict]:
+    """The constructed looped model (theory step) at n = ratio * d: per-prompt query error at each T, and
+    the least-squares error (T -> infinity)."""
     rows = {}
-    for r in ratios:
-        n = max(1, round(r * task.d))
-        rows[f"{r:g}"] = constructed_error(replace(task, n=n), T, test, seed)
+    for i, r in enumerate(ratios):
+        n = max(1, round(r * d))
+        task = TaskConfig(d=d, n=n, kappa=kappa, noise=noise, cov_seed=seed)
+        p = sample_prompts(prompts, task, seed=seed + TEST_SEED + 100 * i)
+        errors = query_errors(gd_construction(d, 1, theory_step_size(d, n)), p, max(Ts))
+        ls = (least_squares_predict(p) - p.yq).norm(dim=-1) / p.yq.norm(dim=-1)
+        rows[f"{r:g}"] = {"n": n, "by_T": {str(T): errors[:, T - 1] for T in Ts}, "least_squares": ls}
     return rows
 
 
-def err_by_kappa(task: TaskConfig, kappas: list[float], T: int, test: int, seed: int) -> dict[str, dict[str, float]]:
-    """Constructed looped model at T loops for each condition number kappa (n fixed)."""
-    return {f"{k:g}": constructed_error(replace(task, kappa=float(k)), T, test, seed) for k in kappas}
+def shift(task: TaskConfig, Ts: list[int], train: TrainConfig, prompts: int, seed: int) -> dict[str, dict]:
+    """Looped models trained at each T on random covariances vs GD at its best fixed step for that T (tuned
+    on separate prompts of the training distribution), both on held-out prompts and covariances."""
+    check(task.kappa_max is not None, "the covariance-shift experiment needs random covariances (kappa_max)")
+    test = sample_prompts(prompts, task, seed=seed + TEST_SEED)
+    tune = sample_prompts(prompts, task, seed=seed + TUNE_SEED)
+    out = {}
+    for T in Ts:
+        model = trained_looped(task, T, train, seed)
+        with torch.no_grad():
+            trained = model.predict(test, T)
+        eta = tune_step_size(tune, T)
+        gd = gd_predict(test, T, eta)
+        untrained = LinearLoopedTransformer(task.d, task.m, seed=seed).double()
+        with torch.no_grad():
+            null = untrained.predict(test, T)
+        out[str(T)] = {"trained": _rel(trained, test), "gd_best": _rel(gd, test), "untrained": _rel(null, test),
+                       "gd_eta": eta, "preconditioner": learned_preconditioner(model)}
+    return out
+
+
+def _rel(pred: torch.Tensor, p: Prompts) -> torch.Tensor:
+    """Per-prompt relative query error ||yhat - y_q|| / ||y_q||. (B,)"""
+    target = p.yq.double()
+    return (pred.double() - target).norm(dim=-1) / target.norm(dim=-1).clamp_min(1e-300)

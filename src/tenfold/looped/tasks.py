@@ -2,6 +2,9 @@
 
 x_i ~ N(0, Sigma) with Sigma's eigenvalues spaced geometrically in [1/kappa, 1] (so its condition number
 is exactly kappa and its largest eigenvalue is 1), W has i.i.d. N(0, 1/d) entries, one W per prompt.
+Sigma is either one matrix for the whole task (drawn from `cov_seed`) or, with `kappa_max`, a fresh one
+per prompt: condition number log-uniform in [1, kappa_max] and a Haar-random rotation, so a model
+trained on such prompts cannot fit a preconditioner to a single matrix.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class TaskConfig:
     noise: float = 0.0
     kappa: float = 1.0
     cov_seed: int = 0  # the covariance is part of the task: fixed across prompts, drawn from this seed
+    kappa_max: float | None = None  # when set: a fresh covariance per prompt (kappa log-uniform in [1, kappa_max])
 
     def __post_init__(self) -> None:
         check(isinstance(self.n, int) and self.n >= 1, f"n (examples per prompt) must be an integer >= 1, got {self.n!r}")
@@ -33,6 +37,8 @@ class TaskConfig:
         check(isinstance(self.m, int) and self.m >= 1, f"m (output dimension) must be an integer >= 1, got {self.m!r}")
         check(math.isfinite(self.kappa) and self.kappa >= 1, f"kappa (condition number) must be >= 1, got {self.kappa!r}")
         check(math.isfinite(self.noise) and self.noise >= 0, f"noise must be a finite number >= 0, got {self.noise!r}")
+        check(self.kappa_max is None or (math.isfinite(self.kappa_max) and self.kappa_max >= 1),
+              f"kappa_max (largest condition number of the random covariances) must be >= 1, got {self.kappa_max!r}")
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,27 @@ def task_covariance(cfg: TaskConfig) -> torch.Tensor:
     return covariance(cfg.d, cfg.kappa, torch.Generator().manual_seed(cfg.cov_seed))
 
 
+def random_covariance_roots(batch: int, d: int, kappa_max: float, generator: torch.Generator) -> torch.Tensor:
+    """Square roots S (B, d, d) of per-prompt covariances Sigma = S S^T: eigenvalues geometric in [1/kappa, 1],
+    kappa log-uniform in [1, kappa_max], eigenvectors Haar-random."""
+    kappa = torch.exp(torch.rand(batch, generator=generator, dtype=torch.float64) * math.log(kappa_max))
+    steps = torch.linspace(0.0, 1.0, d, dtype=torch.float64) if d > 1 else torch.zeros(1, dtype=torch.float64)
+    lam = kappa[:, None] ** -steps[None, :]  # (B, d): 1 down to 1/kappa
+    Q, R = torch.linalg.qr(torch.randn(batch, d, d, generator=generator, dtype=torch.float64))
+    Q = Q * torch.sign(torch.diagonal(R, dim1=1, dim2=2))[:, None, :]  # Haar: fix the QR sign ambiguity
+    return Q * lam.sqrt()[:, None, :]
+
+
 def sample_prompts(batch: int, cfg: TaskConfig, seed: int, dtype: torch.dtype = torch.float64) -> Prompts:
-    """Draw `batch` prompts of `cfg`, deterministic in `seed` (the covariance comes from `cfg.cov_seed`)."""
+    """Draw `batch` prompts of `cfg`, deterministic in `seed` (a fixed covariance comes from `cfg.cov_seed`;
+    random ones from `seed`, so prompts of different seeds have different covariances)."""
     check(batch >= 1, f"batch must be >= 1, got {batch}")
-    L = torch.linalg.cholesky(task_covariance(cfg))
     g = torch.Generator().manual_seed(seed)
-    X = torch.randn(batch, cfg.n + 1, cfg.d, generator=g, dtype=torch.float64) @ L.T
+    Z = torch.randn(batch, cfg.n + 1, cfg.d, generator=g, dtype=torch.float64)
+    if cfg.kappa_max is None:
+        X = Z @ torch.linalg.cholesky(task_covariance(cfg)).T
+    else:
+        X = Z @ random_covariance_roots(batch, cfg.d, cfg.kappa_max, g).transpose(1, 2)
     W = torch.randn(batch, cfg.m, cfg.d, generator=g, dtype=torch.float64) / math.sqrt(cfg.d)
     clean = X @ W.transpose(1, 2)  # (B, n+1, m)
     noisy = clean + cfg.noise * torch.randn(clean.shape, generator=g, dtype=torch.float64)
