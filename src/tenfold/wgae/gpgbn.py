@@ -76,10 +76,46 @@ def segment_sum(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 def multinomial_split(n: np.ndarray, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Split integer counts n (m,) over K categories with probabilities proportional to weights (m, K)."""
-    w = np.asarray(weights, dtype=np.float64)
-    total = w.sum(1, keepdims=True)
-    p = np.where(total > 0, w / np.where(total > 0, total, 1.0), 1.0 / w.shape[1])
-    return rng.multinomial(np.asarray(n, dtype=np.int64), p).astype(np.float64)
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    counts = np.asarray(n, dtype=np.int64)
+    return _multinomial_rows(counts, w, int(rng.integers(2**31 - 1)))
+
+
+@njit(cache=True)
+def _multinomial_rows(n, w, seed):
+    """Row by row: a count falls in category k with probability w_k / sum(w) (uniform if the row is all
+    zero), drawn as conditional binomials; one categorical draw for the common count of one."""
+    np.random.seed(seed)
+    rows, k_max = w.shape
+    out = np.zeros((rows, k_max))
+    for r in range(rows):
+        left = n[r]
+        if left == 0:
+            continue
+        total = 0.0
+        for k in range(k_max):
+            total += w[r, k]
+        if total <= 0:
+            for _ in range(left):
+                out[r, np.random.randint(k_max)] += 1
+            continue
+        if left == 1:
+            u, acc = np.random.random() * total, 0.0
+            for k in range(k_max):
+                acc += w[r, k]
+                if u < acc or k == k_max - 1:
+                    out[r, k] = 1
+                    break
+            continue
+        rest = total
+        for k in range(k_max):
+            if left == 0:
+                break
+            take = left if k == k_max - 1 or rest <= 0 else np.random.binomial(left, min(1.0, w[r, k] / rest))
+            out[r, k] = take
+            left -= take
+            rest -= w[r, k]
+    return out
 
 
 def crt(n: np.ndarray, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
