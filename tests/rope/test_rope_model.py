@@ -63,15 +63,25 @@ def test_models_are_causal_for_every_position_encoding(position):
     assert torch.allclose(a[:, :6], b[:, :6], atol=1e-6)  # a later token never changes an earlier logit
 
 
-def test_looped_model_shares_one_block_and_runs_any_loop_count():
+def test_looped_model_applies_one_shared_block_k_times():
     vocab = Vocab.build("boolean")
-    looped = FormulaTransformer(ModelConfig(len(vocab), 16, 2, 4, 32, looped=True))
-    deep = FormulaTransformer(ModelConfig(len(vocab), 16, 2, 4, 32))
-    assert len(looped.blocks) == 1 and len(deep.blocks) == 4
-    ids = torch.randint(1, len(vocab), (1, 5))
-    assert looped(ids, 7).shape == (1, 5, len(vocab))
+    looped = FormulaTransformer(ModelConfig.sized(len(vocab), 32, 1, looped=True)).eval()
+    deep = FormulaTransformer(ModelConfig.sized(len(vocab), 32, 3)).eval()
+    assert len(looped.blocks) == 1 and len(deep.blocks) == 3
+    assert looped.num_parameters() == FormulaTransformer(ModelConfig.sized(len(vocab), 32, 1)).num_parameters()
+    for block in deep.blocks:  # three copies of the looped block: the same function as three loops
+        block.load_state_dict(looped.blocks[0].state_dict())
+    deep.load_state_dict({k: v for k, v in looped.state_dict().items() if not k.startswith("blocks")}, strict=False)
+    ids = torch.randint(1, len(vocab), (2, 9))
+    with torch.no_grad():
+        assert torch.allclose(looped(ids, 3), deep(ids), atol=1e-6)
     with pytest.raises(InputError, match="loops"):
         looped(ids, 0)
+
+
+def test_sized_config_uses_heads_of_sixteen_dimensions():
+    assert (ModelConfig.sized(10, 48, 2).n_heads, ModelConfig.sized(10, 24, 1).n_heads) == (3, 1)
+    assert ModelConfig.sized(10, 32, 4).d_ff == 64
 
 
 def test_bad_config_and_vocabulary_errors():

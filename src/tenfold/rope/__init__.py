@@ -1,4 +1,4 @@
-"""RoPE transformers vs formula evaluation: measuring the constant-depth limit (arXiv 2411.07602)."""
+"""RoPE transformers vs formula evaluation: the depth a fixed-width model needs, by formula size (arXiv 2411.07602)."""
 
 from tenfold.rope.model import (
     POSITIONS,
@@ -6,33 +6,43 @@ from tenfold.rope.model import (
     ModelConfig,
     alibi_slopes,
     apply_rope,
-    default_loops,
     rope_angles,
     rope_scores,
 )
 from tenfold.rope.tasks import (
     ENCODINGS,
+    FAMILIES,
     TASKS,
     Instance,
-    dataset,
+    Splits,
+    check_disjoint,
     depth,
     encode,
     evaluate,
     generate,
-    intermediate_values,
+    make_splits,
+    overlap,
     parse,
-    random_formula,
+    postfix_values,
     read_jsonl,
     size,
-    split,
+    sized_formula,
     write_jsonl,
 )
-from tenfold.rope.training import TrainConfig, accuracy, train_model
+from tenfold.rope.training import (
+    Encoded,
+    TrainConfig,
+    answer_accuracy,
+    chain_accuracy,
+    encode_split,
+    greedy_accuracy,
+    train_model,
+)
 from tenfold.rope.vocab import Vocab
 
 __all__ = [
-    "ENCODINGS", "POSITIONS", "TASKS", "FormulaTransformer", "Instance", "ModelConfig", "TrainConfig", "Vocab",
-    "accuracy", "alibi_slopes", "apply_rope", "dataset", "default_loops", "depth", "encode", "evaluate", "generate",
-    "intermediate_values", "parse", "random_formula", "read_jsonl", "rope_angles", "rope_scores", "size", "split",
-    "train_model", "write_jsonl",
+    "ENCODINGS", "FAMILIES", "POSITIONS", "TASKS", "Encoded", "FormulaTransformer", "Instance", "ModelConfig", "Splits",
+    "TrainConfig", "Vocab", "alibi_slopes", "answer_accuracy", "apply_rope", "chain_accuracy", "check_disjoint", "depth",
+    "encode", "encode_split", "evaluate", "generate", "greedy_accuracy", "make_splits", "overlap", "parse",
+    "postfix_values", "read_jsonl", "rope_angles", "rope_scores", "size", "sized_formula", "train_model", "write_jsonl",
 ]

@@ -1,4 +1,4 @@
-"""`tenfold rope ...`: generate, train, sweep, reproduce, bench."""
+"""`tenfold rope ...`: generate, train, sweep (a job list), reproduce, bench."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from tenfold.core.commands import add_standard_commands
 from tenfold.core.errors import check
 
-app = typer.Typer(help="Formula evaluation vs constant-depth RoPE transformers (arXiv 2411.07602).",
+app = typer.Typer(help="Depth needed vs formula size for RoPE transformers: NC1-hard vs TC0 formulas (arXiv 2411.07602).",
                   no_args_is_help=True)
 add_standard_commands(app, "rope")
 
@@ -18,23 +18,23 @@ add_standard_commands(app, "rope")
 @app.command()
 def generate(
     task: str = typer.Option("boolean", help="boolean or arithmetic."),
-    depth: int = typer.Option(3, help="Exact formula depth (a constant has depth 0)."),
-    n: int = typer.Option(100, help="Number of instances."),
-    encoding: str = typer.Option("prefix", help="prefix, infix or postfix."),
-    modulus: int = typer.Option(5, help="p for arithmetic mod p (ignored for boolean)."),
-    shape: str = typer.Option("random", help="random, balanced or skewed trees."),
-    max_size: int = typer.Option(None, help="Largest number of nodes allowed."),
+    size: int = typer.Option(15, help="Exact number of nodes (= tokens in prefix/postfix); odd without --p-not."),
+    family: str = typer.Option("balanced", help="balanced (depth ~log2 size, NC1-hard) or skewed (a spine, TC0)."),
+    n: int = typer.Option(100, help="Number of formulas."),
+    encoding: str = typer.Option("postfix", help="prefix, infix or postfix."),
+    modulus: int = typer.Option(3, help="p for arithmetic mod p (ignored for boolean)."),
+    p_not: float = typer.Option(0.0, help="Probability of a `not` at each Boolean node (0: and/or only)."),
+    unique: bool = typer.Option(False, help="All formulas distinct."),
     seed: int = typer.Option(0, help="Seed."),
     out: Path = typer.Option(..., help="FILE.jsonl: one {tokens, answer, depth, size} a line."),
 ) -> None:
-    """Write random formulas of an exact depth with their exact answers."""
+    """Write random formulas of an exact size with their exact answers."""
     from tenfold.rope.tasks import generate as gen
     from tenfold.rope.tasks import write_jsonl
 
-    modulus = 2 if task == "boolean" else modulus
-    rows = gen(task, depth, n, encoding, modulus, seed, shape, max_size)
+    rows = gen(task, size, n, family, encoding, modulus, seed, unique=unique, p_not=p_not)
     write_jsonl(rows, out)
-    typer.echo(f"wrote {len(rows)} {task} formulas of depth {depth} ({encoding}) to {out}")
+    typer.echo(f"wrote {len(rows)} {family} {task} formulas of size {size} ({encoding}) to {out}")
 
 
 def _read(path: Path, task: str, encoding: str, modulus: int):
@@ -47,84 +47,95 @@ def _read(path: Path, task: str, encoding: str, modulus: int):
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., help="Training formulas (.jsonl from `generate` or your own)."),
-    test: Path = typer.Option(None, help="Test formulas (.jsonl); accuracy is reported per depth."),
+    data: Path = typer.Option(..., help="Training formulas of one size (.jsonl from `generate` or your own)."),
+    val: Path = typer.Option(..., help="Validation formulas (.jsonl, same size): early stopping at --target."),
+    test: Path = typer.Option(None, help="Test formulas (.jsonl, same size): accuracy is reported."),
     task: str = typer.Option("boolean", help="boolean or arithmetic."),
-    encoding: str = typer.Option("prefix", help="Token encoding of the files."),
-    modulus: int = typer.Option(5, help="p for arithmetic."),
+    encoding: str = typer.Option("postfix", help="Token encoding of the files."),
+    modulus: int = typer.Option(3, help="p for arithmetic."),
     position: str = typer.Option("rope", help="rope, nope, absolute or alibi."),
     layers: int = typer.Option(2, help="Layers L (or loops of the shared block with --looped)."),
-    width: int = typer.Option(32, help="d_model."),
-    heads: int = typer.Option(2, help="Attention heads."),
-    looped: bool = typer.Option(False, help="One shared block applied depth + 2 times."),
-    cot: bool = typer.Option(False, help="Train on the chain of intermediate values."),
-    steps: int = typer.Option(300, help="Training steps."),
+    width: int = typer.Option(32, help="d_model (heads of 16 dimensions)."),
+    looped: bool = typer.Option(False, help="One shared block applied --layers times."),
+    cot: bool = typer.Option(False, help="Train on the value of every subformula (chain of thought)."),
+    steps: int = typer.Option(300, help="Most training steps."),
+    target: float = typer.Option(0.95, help="Stop once validation accuracy reaches this."),
     seed: int = typer.Option(0, help="Seed."),
     out: Path = typer.Option(Path("rope-model"), help="Folder for model.safetensors + config.json."),
 ) -> None:
-    """Train a formula transformer on a JSONL file; save it; print accuracy by depth on --test."""
-    import torch
-
+    """Train a formula transformer; save it; print validation (and test) accuracy. Splits must not overlap."""
     from tenfold.core.io import atomic_write_json, save_tensors
-    from tenfold.core.runtime import seed_everything, torch_threads
-    from tenfold.rope.model import FormulaTransformer, ModelConfig, default_loops
-    from tenfold.rope.training import TrainConfig, accuracy, train_model
+    from tenfold.core.runtime import pick_device, seed_everything
+    from tenfold.rope.model import FormulaTransformer, ModelConfig
+    from tenfold.rope.tasks import Splits, check_disjoint
+    from tenfold.rope.training import (
+        TrainConfig,
+        answer_accuracy,
+        encode_split,
+        greedy_accuracy,
+        train_model,
+    )
     from tenfold.rope.vocab import Vocab
 
     seed_everything(seed)
     modulus = 2 if task == "boolean" else modulus
     vocab = Vocab.build(task, modulus)
-    rows = _read(data, task, encoding, modulus)
-    model = FormulaTransformer(ModelConfig(len(vocab), width, heads, layers, 2 * width, position=position, looped=looped),
-                               seed=seed)
-    loops = (lambda b: default_loops(max(i.depth for i in b))) if looped else None
-    with torch_threads(1):  # tiny models: extra threads only add contention
-        losses = train_model(model, rows, vocab, TrainConfig(steps=steps, cot=cot, seed=seed), loops=loops)
+    rows = {name: _read(path, task, encoding, modulus) for name, path in (("train", data), ("val", val), ("test", test))
+            if path is not None}
+    stats = check_disjoint(Splits(rows["train"], rows["val"], rows.get("test", [])))
+    enc = {k: encode_split(v, vocab, cot) for k, v in rows.items()}
+    model = FormulaTransformer(ModelConfig.sized(len(vocab), width, layers, position, looped=looped), seed=seed)
+    model = model.to(pick_device())
+    loops = layers if looped else None
+    fit = train_model(model, enc["train"], enc["val"], TrainConfig(steps=steps, target=target, cot=cot, seed=seed),
+                      loops=loops)
     save_tensors(Path(out) / "model.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()})
     atomic_write_json(Path(out) / "config.json", {"model": model.cfg.to_dict(), "task": task, "modulus": modulus,
-                                                  "encoding": encoding, "cot": cot})
-    report = {"final_loss": losses[-1], "model": str(out)}
-    if test is not None:
-        by: dict[int, list] = {}
-        for r in _read(test, task, encoding, modulus):
-            by.setdefault(r.depth, []).append(r)
-        with torch.no_grad():
-            report["accuracy_by_depth"] = {str(d): accuracy(model, by[d], vocab, cot=cot,
-                                                            loops=default_loops(d) if looped else None)
-                                           for d in sorted(by)}
+                                                  "encoding": encoding, "cot": cot, "loops": loops})
+    report = {**fit, "splits": stats, "model": str(out)}
+    if "test" in enc:
+        correct = greedy_accuracy(model, enc["test"], loops) if cot else answer_accuracy(model, enc["test"], loops)
+        report["test_acc"] = correct.mean().item()
     typer.echo(json.dumps(report, indent=1))
 
 
 @app.command()
 def sweep(
-    task: str = typer.Option("boolean", help="boolean or arithmetic."),
-    modulus: int = typer.Option(5, help="p for arithmetic."),
-    positions: str = typer.Option("rope,nope,absolute,alibi", help="Comma-separated position encodings."),
-    layers: str = typer.Option("1,2,4,8", help="Comma-separated L values."),
-    train_depth: int = typer.Option(2, help="Train on depths 1..D_train."),
-    test_depth: int = typer.Option(6, help="Test on depths 1..D_test."),
-    steps: int = typer.Option(300, help="Training steps per model."),
-    seed: int = typer.Option(0, help="Seed."),
-    out: Path = typer.Option(Path("rope-sweep"), help="Folder for sweep.json and the heat-map."),
+    profile: str = typer.Option("quick", help="smoke, quick or full (the job list of `reproduce`)."),
+    out: Path = typer.Option(Path("rope-sweep"), help="Folder: jobs/<id>.json per job, result.json and plots."),
+    seed: int = typer.Option(0, help="First seed (also fixes the test and validation formulas)."),
+    seeds: int = typer.Option(None, help="RoPE seeds (default: the profile's)."),
+    list_jobs: bool = typer.Option(False, "--list", help="Print the jobs, one JSON line each, and exit."),
+    run_index: int = typer.Option(None, "--run-index", help="Run only job I (a scheduler's array index) and exit."),
+    workers: int = typer.Option(1, help="Local worker processes for the missing jobs."),
+    gather_only: bool = typer.Option(False, "--gather", help="Only gather finished jobs into result.json (no training)."),
 ) -> None:
-    """Accuracy heat-map (L x test depth) for each position encoding on one task."""
-    from tenfold.core.io import atomic_write_json
+    """The depth sweep as independent jobs: run the missing ones (or one), then gather L*(n) and the claims."""
+    from tenfold.core.jobs import job_lines, select_job
+    from tenfold.core.report import claim_line
     from tenfold.core.runtime import torch_threads
-    from tenfold.rope.experiment import _heatmaps
-    from tenfold.rope.sweeps import SweepConfig, grid
-    from tenfold.rope.training import TrainConfig
+    from tenfold.rope.experiment import gather, get_profile, run_missing
+    from tenfold.rope.sweeps import all_jobs, load_job, run_job
 
-    modulus = 2 if task == "boolean" else modulus
-    check(1 <= train_depth < test_depth, f"need 1 <= train_depth < test_depth, got {train_depth}, {test_depth}")
-    try:
-        Ls = [int(x) for x in layers.split(",")]
-    except ValueError as err:
-        raise typer.BadParameter(f"--layers must be comma-separated integers, got {layers!r}") from err
-    cfg = SweepConfig(task, modulus, train_depth=train_depth, test_depth=test_depth,
-                      train=TrainConfig(steps=steps, batch=48), seed=seed)
+    prof = get_profile(profile)
+    check(seeds is None or seeds >= 2, f"--seeds must be at least 2 (the slope claim's interval), got {seeds}")
+    jobs = all_jobs(prof.sweep, seed, seeds if seeds is not None else prof.rope_seeds)
+    if list_jobs:
+        typer.echo("\n".join(job_lines(jobs)))
+        return
     with torch_threads(1):
-        res = grid(cfg, [p.strip() for p in positions.split(",")], Ls)
-    atomic_write_json(Path(out) / "sweep.json", res)
-    _heatmaps(res["acc"], [str(L) for L in Ls], [str(d) for d in range(1, test_depth + 1)], train_depth,
-              f"{task}: accuracy", Path(out) / "heatmap.png")
-    typer.echo(json.dumps(res["acc"], indent=1))
+        if run_index is not None:
+            job = select_job(jobs, run_index)
+            if load_job(out, prof.sweep, job, seed) is None:
+                run_job(prof.sweep, job, out, seed)
+                typer.echo(f"ran {job.id}")
+            else:
+                typer.echo(f"{job.id} already done")
+            return
+        if not gather_only:
+            run_missing(prof.sweep, jobs, out, seed, workers)
+        result = gather(prof, out, seed, seeds, profile_name=profile)
+    result.write(out)
+    typer.echo(f"result: {(Path(out) / 'result.json').resolve()}")
+    for c in result.claims:
+        typer.echo(f"  {claim_line(c)}")

@@ -33,6 +33,13 @@ class ModelConfig:
     rope_base: float = 10000.0  # LLaMA's base
     looped: bool = False  # one shared block applied `loops` times instead of n_layers blocks
 
+    @classmethod
+    def sized(cls, vocab_size: int, d_model: int, n_layers: int, position: str = "rope", looped: bool = False,
+              head_dim: int = 16) -> ModelConfig:
+        """Heads of `head_dim` dimensions and a 2x MLP: the one knob is the width `d_model`."""
+        return cls(vocab_size, d_model, max(1, d_model // head_dim), n_layers, 2 * d_model, position=position,
+                   looped=looped)
+
     def __post_init__(self) -> None:
         check(self.position in POSITIONS, f"position must be one of {', '.join(POSITIONS)}, got {self.position!r}")
         check(self.d_model % self.n_heads == 0 and (self.d_model // self.n_heads) % 2 == 0,
@@ -74,15 +81,17 @@ class Attention(nn.Module):
         B, S, _ = x.shape
         H = self.cfg.n_heads
         q, k, v = self.qkv(x).view(B, S, 3, H, -1).permute(2, 0, 3, 1, 4)  # each (B, H, S, head_dim)
-        bias = torch.zeros(S, S, dtype=x.dtype, device=x.device)
-        bias = bias.masked_fill(torch.ones(S, S, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
-        if self.cfg.position == "rope":
-            cos, sin = rope_angles(torch.arange(S, device=x.device), q.shape[-1], self.cfg.rope_base)
-            q, k = apply_rope(q, cos.to(x.device), sin.to(x.device)), apply_rope(k, cos.to(x.device), sin.to(x.device))
-        elif self.cfg.position == "alibi":
-            dist = (torch.arange(S, device=x.device)[:, None] - torch.arange(S, device=x.device)[None, :]).clamp_min(0)
-            bias = bias - alibi_slopes(H).to(x)[:, None, None] * dist.to(x.dtype)  # (H, S, S)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        if self.cfg.position == "alibi":
+            pos = torch.arange(S, device=x.device)
+            dist = (pos[:, None] - pos[None, :]).to(x.dtype)
+            bias = (-alibi_slopes(H).to(x)[:, None, None] * dist).masked_fill(dist < 0, float("-inf"))  # (H, S, S)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        else:
+            if self.cfg.position == "rope":
+                cos, sin = rope_angles(torch.arange(S), q.shape[-1], self.cfg.rope_base)
+                cos, sin = cos.to(x.device), sin.to(x.device)
+                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.out(y.transpose(1, 2).reshape(B, S, -1))
 
 
@@ -135,10 +144,3 @@ def rope_scores(q: torch.Tensor, k: torch.Tensor, s: int, t: int, base: float = 
     """<R_s q, R_t k>: the RoPE attention logit of a query at position s and a key at position t."""
     cos, sin = rope_angles(torch.tensor([s, t]), q.shape[-1], base)
     return (apply_rope(q, cos[0], sin[0]) * apply_rope(k, cos[1], sin[1])).sum(-1)
-
-
-def default_loops(depth: int) -> int:
-    """Loops of the looped model for a formula of this depth: grows with the input (depth + 2)."""
-    return max(1, depth + 2)
-
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -20,8 +20,9 @@ from tenfold.core.errors import InputError, check
 
 TASKS = ("boolean", "arithmetic")
 ENCODINGS = ("prefix", "infix", "postfix")
-SHAPES = ("random", "balanced", "skewed")
-MAX_DEPTH = 32
+FAMILIES = ("balanced", "skewed")
+MAX_SIZE = 512  # Python recursion: a skewed formula of 512 nodes is ~300 levels deep
+P_NOT = 0.0  # and/or only: still NC1-complete (negations pushed to the leaves turn constants into constants)
 MAX_MODULUS = 997
 ARITY = {"and": 2, "or": 2, "not": 1, "+": 2, "*": 2}
 OPERATORS = {"boolean": ("and", "or", "not"), "arithmetic": ("+", "*")}
@@ -65,17 +66,16 @@ def evaluate(f: Formula, modulus: int = 2) -> int:
     return (args[0] * args[1]) % modulus
 
 
-def intermediate_values(f: Formula, modulus: int = 2) -> list[int]:
-    """Chain of thought: the value of every operator node in postfix (evaluation) order; ends with the answer."""
-    if isinstance(f, int):
-        return [f]
+def postfix_values(f: Formula, modulus: int = 2) -> list[int]:
+    """Chain of thought: the value of the subformula that ends at each postfix token (a constant's own
+    value, an operator's computed value), in postfix order; the last one is the answer."""
     out: list[int] = []
 
     def walk(g: Formula) -> int:
         if isinstance(g, int):
+            out.append(g)
             return g
-        vals = [walk(c) for c in g[1:]]
-        v = evaluate((g[0], *vals), modulus)
+        v = evaluate((g[0], *[walk(c) for c in g[1:]]), modulus)
         out.append(v)
         return v
 
@@ -83,23 +83,36 @@ def intermediate_values(f: Formula, modulus: int = 2) -> list[int]:
     return out
 
 
-def random_formula(task: str, d: int, rng: random.Random, modulus: int = 2, shape: str = "random") -> Formula:
-    """A formula of depth exactly `d`. One operand of each operator carries the depth d - 1; the others
-    are constants (`skewed`), full depth d - 1 (`balanced`) or depth uniform in 0..(d - 1) // 2 (`random`)."""
-    if d == 0:
+def _split_budget(budget: int, odd: bool, rng: random.Random) -> tuple[int, int]:
+    """Token budgets of two operands, as equal as possible (odd sizes when there is no unary operator)."""
+    left = budget // 2
+    if odd and left % 2 == 0:
+        left -= 1
+    return (left, budget - left) if rng.random() < 0.5 else (budget - left, left)
+
+
+def sized_formula(task: str, n: int, family: str, rng: random.Random, modulus: int = 2,
+                  p_not: float = P_NOT) -> Formula:
+    """A formula of exactly `n` nodes (= tokens in prefix/postfix).
+
+    `balanced`: every binary operator splits its budget evenly between its operands, so the depth is
+    about log2 n (the hard family: full-depth formulas are where NC1-hardness lives). `skewed`: one
+    operand (the second) of every binary operator is a constant, so the formula is a spine of depth ~n/2
+    whose value is a composition, in reading order, of maps from {id, not, const 0, const 1} (Boolean) or
+    x -> a x + b (mod p): a word problem over a solvable monoid, hence in TC0 (the control). Boolean `not` appears with
+    probability `p_not` at every node of budget >= 3 (and always at budget 2); without it every formula
+    has an odd number of nodes.
+    """
+    if n == 1:
         return rng.randrange(2 if task == "boolean" else modulus)
-    op = rng.choice(OPERATORS[task])
-    deep = rng.randrange(ARITY[op])
-    kids = []
-    for i in range(ARITY[op]):
-        if i == deep or shape == "balanced":
-            kd = d - 1
-        elif shape == "skewed":
-            kd = 0
-        else:
-            kd = rng.randint(0, (d - 1) // 2)
-        kids.append(random_formula(task, kd, rng, modulus, shape))
-    return (op, *kids)
+    if p_not > 0 and (n == 2 or rng.random() < p_not):
+        return ("not", sized_formula(task, n - 1, family, rng, modulus, p_not))
+    op = rng.choice([o for o in OPERATORS[task] if ARITY[o] == 2])
+    if family == "balanced":
+        a, b = _split_budget(n - 1, p_not == 0, rng)
+    else:
+        a, b = n - 2, 1  # postfix reads `... x c op`: the spine is a left fold over (op, constant) pairs
+    return (op, sized_formula(task, a, family, rng, modulus, p_not), sized_formula(task, b, family, rng, modulus, p_not))
 
 
 def encode(f: Formula, encoding: str) -> list[str]:
@@ -172,7 +185,7 @@ def parse(tokens: list[str], encoding: str, task: str, modulus: int = 2) -> Form
 
 @dataclass(frozen=True)
 class Instance:
-    """One formula instance: its tokens, exact answer, depth, size and chain-of-thought values."""
+    """One formula: its tokens, exact answer, depth, size (nodes) and chain-of-thought values."""
 
     tokens: tuple[str, ...]
     answer: int
@@ -186,54 +199,87 @@ class Instance:
 
 def make_instance(f: Formula, encoding: str, modulus: int) -> Instance:
     return Instance(tuple(encode(f, encoding)), evaluate(f, modulus), depth(f), size(f),
-                    tuple(intermediate_values(f, modulus)))
+                    tuple(postfix_values(f, modulus)))
 
 
-def generate(task: str, d: int, n: int, encoding: str = "prefix", modulus: int = 2, seed: int = 0,
-             shape: str = "random", max_size: int | None = None) -> list[Instance]:
-    """`n` instances of depth exactly `d`, varied in shape, with few duplicates (retries before repeating)."""
+def check_sized(task: str, n: int, family: str, modulus: int = 2, encoding: str = "postfix", p_not: float = P_NOT) -> None:
+    """Boundary check of a (task, size, family) request; one line naming the bad value."""
     check_task(task, modulus)
+    check(family in FAMILIES, f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
     check(encoding in ENCODINGS, f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
-    check(shape in SHAPES, f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
-    check(isinstance(d, int) and 0 <= d <= MAX_DEPTH, f"depth must be an integer in 0..{MAX_DEPTH}, got {d!r}")
-    check(isinstance(n, int) and n >= 1, f"n (number of instances) must be >= 1, got {n!r}")
-    min_size = d + 1 if task == "boolean" else 2 * d + 1
-    if max_size is not None:
-        check(max_size >= min_size, f"max size {max_size} is too small for depth {d}: a {task} formula of depth {d} "
-                                    f"has at least {min_size} nodes")
-    if shape == "balanced" and task == "arithmetic":
-        check(2 ** (d + 1) - 1 <= 100_000, f"balanced arithmetic formulas of depth {d} are too large (2^{d + 1} - 1 nodes)")
-    rng = random.Random(f"{task}:{d}:{encoding}:{modulus}:{seed}:{shape}")
+    check(isinstance(n, int) and 1 <= n <= MAX_SIZE, f"size must be an integer in 1..{MAX_SIZE}, got {n!r}")
+    check(0 <= p_not < 1 and (p_not == 0 or task == "boolean"),
+          f"p_not (probability of `not`) must be in [0, 1) and 0 for arithmetic, got {p_not!r}")
+    check(p_not > 0 or n % 2 == 1, f"formulas of binary operators only have an odd number of nodes, got size {n}")
+
+
+def generate(task: str, n: int, count: int, family: str = "balanced", encoding: str = "postfix", modulus: int = 2,
+             seed: int | str = 0, exclude: frozenset[tuple[str, ...]] = frozenset(), unique: bool = False,
+             p_not: float = P_NOT) -> list[Instance]:
+    """`count` formulas of exactly `n` nodes, never one whose tokens are in `exclude`; with `unique`, all
+    distinct (an InputError when the family has too few distinct formulas of that size)."""
+    check_sized(task, n, family, modulus, encoding, p_not)
+    check(isinstance(count, int) and count >= 1, f"count (number of formulas) must be >= 1, got {count!r}")
+    modulus = 2 if task == "boolean" else modulus
+    rng = random.Random(f"{task}:{n}:{family}:{encoding}:{modulus}:{seed}")
     seen: set[tuple[str, ...]] = set()
     out: list[Instance] = []
-    tries = 0
-    while len(out) < n:
-        f = random_formula(task, d, rng, modulus, shape)
-        tries += 1
-        if max_size is not None and size(f) > max_size:
-            check(tries < 1000 * n, f"could not draw depth-{d} formulas with at most {max_size} nodes: raise --max-size")
-            continue
-        inst = make_instance(f, encoding, modulus)
-        if inst.tokens in seen and tries < 20 * n:
+    budget = 200 * count + 1000
+    for _ in range(budget):
+        if len(out) == count:
+            return out
+        inst = make_instance(sized_formula(task, n, family, rng, modulus, p_not), encoding, modulus)
+        if inst.tokens in exclude or (unique and inst.tokens in seen):
             continue
         seen.add(inst.tokens)
         out.append(inst)
-    return out
+    raise InputError(f"found only {len(out)} of {count} {'distinct ' if unique else ''}{family} {task} formulas of "
+                     f"size {n} outside the excluded ones in {budget:,} draws: ask for fewer, or a larger size")
 
 
-def dataset(task: str, depths: Iterable[int], n_per_depth: int, encoding: str, modulus: int, seed: int,
-            shape: str = "random") -> list[Instance]:
-    """Instances for several depths (n_per_depth each), in a seeded shuffled order."""
-    out = [i for d in depths for i in generate(task, d, n_per_depth, encoding, modulus, seed * 1000 + d, shape)]
-    random.Random(seed).shuffle(out)
-    return out
+def overlap(a: list[Instance], b: list[Instance]) -> int:
+    """How many formulas of `a` have the same token string as some formula of `b`."""
+    strings = {i.tokens for i in b}
+    return sum(i.tokens in strings for i in a)
 
 
-def split(instances: list[Instance], by: str, threshold: int) -> tuple[list[Instance], list[Instance]]:
-    """(train, test) split by `depth` or `size`: train keeps values <= threshold, test the larger ones."""
-    check(by in ("depth", "size"), f"split by must be 'depth' or 'size', got {by!r}")
-    key = (lambda i: i.depth) if by == "depth" else (lambda i: i.size)
-    return [i for i in instances if key(i) <= threshold], [i for i in instances if key(i) > threshold]
+@dataclass(frozen=True)
+class Splits:
+    """Train / validation / test formulas of one (task, family, size), disjoint as token strings."""
+
+    train: list[Instance]
+    val: list[Instance]
+    test: list[Instance]
+
+    def stats(self) -> dict[str, int]:
+        """Overlaps (all zero for splits made by `make_splits`) and the duplicates within training."""
+        unique = len({i.tokens for i in self.train})
+        return {"train_test_overlap": overlap(self.train, self.test), "train_val_overlap": overlap(self.train, self.val),
+                "val_test_overlap": overlap(self.val, self.test), "train": len(self.train), "train_unique": unique,
+                "train_duplicates": len(self.train) - unique, "val": len(self.val), "test": len(self.test)}
+
+
+def check_disjoint(splits: Splits) -> dict[str, int]:
+    """The split statistics, or an InputError when any two splits share a formula."""
+    stats = splits.stats()
+    shared = {k: v for k, v in stats.items() if k.endswith("overlap") and v}
+    check(not shared, f"splits share formulas ({', '.join(f'{k} = {v}' for k, v in shared.items())}): "
+                      "test accuracy would measure recall of training formulas")
+    return stats
+
+
+def make_splits(task: str, n: int, family: str, n_train: int, n_val: int, n_test: int, modulus: int = 2,
+                encoding: str = "postfix", eval_seed: int = 0, train_seed: int = 0, p_not: float = P_NOT) -> Splits:
+    """Distinct test and validation formulas (fixed by `eval_seed`), then `n_train` training draws (seeded by
+    `train_seed`, repeats allowed and counted) that never equal a test or validation formula."""
+    test = generate(task, n, n_test, family, encoding, modulus, f"test:{eval_seed}", unique=True, p_not=p_not)
+    val = generate(task, n, n_val, family, encoding, modulus, f"val:{eval_seed}", frozenset(i.tokens for i in test),
+                   unique=True, p_not=p_not)
+    held_out = frozenset(i.tokens for i in test + val)
+    train = generate(task, n, n_train, family, encoding, modulus, f"train:{train_seed}", held_out, p_not=p_not)
+    splits = Splits(train, val, test)
+    check_disjoint(splits)
+    return splits
 
 
 def write_jsonl(instances: list[Instance], path: str | Path) -> Path:

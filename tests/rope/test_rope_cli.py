@@ -1,0 +1,43 @@
+"""The generate and train verbs on files a user would write, and their one-line refusals."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from tenfold.rope.cli import app
+
+
+def _generate(runner, path, *args):
+    res = runner.invoke(app, ["generate", "--out", str(path), *args])
+    assert res.exit_code == 0, res.output
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_generate_then_train_with_disjoint_files(tmp_path):
+    runner = CliRunner()
+    train = _generate(runner, tmp_path / "train.jsonl", "--size", "9", "--family", "skewed", "--n", "200", "--seed", "1")
+    assert {row["size"] for row in train} == {9} and set(train[0]) == {"tokens", "answer", "depth", "size"}
+    _generate(runner, tmp_path / "val.jsonl", "--size", "9", "--family", "skewed", "--n", "10", "--seed", "2", "--unique")
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "train.jsonl"), "--val", str(tmp_path / "val.jsonl"),
+                              "--steps", "3", "--layers", "1", "--width", "16", "--out", str(tmp_path / "m")])
+    # the files were drawn independently, so some validation formulas may also be training formulas: refused
+    if res.exit_code == 0:
+        assert json.loads(res.output)["splits"]["train_val_overlap"] == 0
+        assert (tmp_path / "m" / "model.safetensors").is_file()
+    else:
+        assert "splits share formulas (train_val_overlap" in str(res.exception)
+
+
+def test_train_refuses_a_validation_file_that_repeats_training_formulas(tmp_path):
+    runner = CliRunner()
+    _generate(runner, tmp_path / "train.jsonl", "--size", "7", "--n", "50", "--unique")
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "train.jsonl"), "--val", str(tmp_path / "train.jsonl"),
+                              "--steps", "2", "--out", str(tmp_path / "m")])
+    assert res.exit_code != 0 and "train_val_overlap = 50" in str(res.exception)
+
+
+def test_generate_refuses_an_even_size_without_not():
+    res = CliRunner().invoke(app, ["generate", "--size", "8", "--out", "x.jsonl"])
+    assert res.exit_code != 0 and "odd number of nodes" in str(res.exception)
