@@ -97,3 +97,11 @@ def test_a_compensated_prune_runs_each_layer_a_fixed_number_of_times(layers, tin
     model = tiny_model("llama", layers=layers)
     prune(model, _calib(), 0.4, "numerical", config=PruneConfig(allocation="standardised"))
     assert model.config.tenfold_prune["info"]["layer_runs"] == layers + (3 * layers - 1)
+
+
+def test_cost_row_reports_runs_time_and_memory_for_one_depth():
+    from tenfold.prune.experiment import cost_row
+
+    row = cost_row(3, samples=2, seq_len=8, width=32)
+    assert row["layer_runs"] == 3 + 3 * 3 - 1 and row["rerun_prefix_layer_runs"] == 9
+    assert row["cpu_seconds"] >= 0 and row["memory_added_mb"] >= 0 and row["dense_weights_mb"] > 0

@@ -383,16 +383,18 @@ def run_reproduce(st: Setting, seed: int, out: Path, profile: str, lm_dirs: dict
                   pixel_dir: Path | None = None, with_classifier: bool = True) -> Result:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tenfold.core.runtime import pick_device
     from tenfold.prune.evaluate import sample_windows
     from tenfold.zoo.registry import get_model, zoo_path
 
+    device = pick_device()
     lm_dirs = lm_dirs or {name: zoo_path(name) for name in st.lms}
     metrics: dict = {"lm": {}}
     builds = {}
     pairs = None
     for i, name in enumerate(st.lms):
         folder = Path(lm_dirs[name])
-        model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
         tok = AutoTokenizer.from_pretrained(folder)
         corpus = source_corpus(folder)
         if corpus is None:
@@ -418,7 +420,7 @@ def run_reproduce(st: Setting, seed: int, out: Path, profile: str, lm_dirs: dict
             from tenfold.zoo.digit_classifier import load_digit_classifier
 
             classifier = load_digit_classifier()
-        metrics["image"] = run_image(load_pixel_ar(pixel_dir), st, seed, classifier)
+        metrics["image"] = run_image(load_pixel_ar(pixel_dir).to(device), st, seed, classifier)
     top = f"{st.ratios[-1]:g}"
     metrics["throughput"] = {f"{top}|pruned_tokens_per_second": pairs[:, 0].tolist(),
                              "dense_tokens_per_second": pairs[:, 1].tolist(),
@@ -455,36 +457,52 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/p
 
 
 # -- bench -------------------------------------------------------------------------------------------
-def cost_row(layers: int, samples: int = 16, seq_len: int = 128, width: int = 128) -> dict:
-    """Layer runs, CPU seconds and peak memory of one compensated prune of a random-init LLaMA of `layers`
-    layers (peak: CUDA max allocated on a GPU, else this process's peak RSS, so run it in a fresh process)."""
+def _resident_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MiB, from /proc (Linux; the peak of this
+    process's own address space, unlike ru_maxrss, which a forked child inherits)."""
+    try:
+        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return math.nan, math.nan
+
+
+def cost_row(layers: int, samples: int = 32, seq_len: int = 256, width: int = 256) -> dict:
+    """Layer runs, CPU seconds and the memory a compensated prune adds, for a random-init LLaMA of `layers`
+    layers (GPU: CUDA max allocated during the prune; CPU: peak RSS minus RSS before it). Run it in a
+    fresh process: the peak is the whole process's."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tenfold.core.accel import peak_memory
     from tenfold.core.runtime import pick_device
     from tenfold.prune.pruner import PruneConfig, prune
 
     device = pick_device()
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=width, intermediate_size=2 * width,
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=width, intermediate_size=688 * width // 256,
                                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2))
     model = model.to(device).eval()
+    dense_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     calib = torch.randint(0, 256, (samples, seq_len), generator=torch.Generator().manual_seed(0))
-    before, how = peak_memory(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        before = 0
+        start = torch.cuda.memory_allocated(device)
+    else:
+        start = _resident_mb()[0]
     t = time.process_time()
     prune(model, calib, 0.3, "numerical", config=PruneConfig(batch_size=8))
-    used, how = peak_memory(device)
+    cpu = time.process_time() - t
+    if device.type == "cuda":
+        added, how = (torch.cuda.max_memory_allocated(device) - start) / 2**20, "CUDA max allocated - before"
+    else:
+        added, how = _resident_mb()[1] - start, "peak RSS - RSS before (VmHWM - VmRSS)"
     return {"layers": layers, "layer_runs": model.config.tenfold_prune["info"]["layer_runs"],
-            "cpu_seconds": round(time.process_time() - t, 3), "peak_memory_mb": round(used / 2**20, 1),
-            "peak_before_prune_mb": round(before / 2**20, 1), "peak_measure": how,
+            "cpu_seconds": round(cpu, 3), "memory_added_mb": round(added, 1), "memory_measure": how,
+            "dense_weights_mb": round(dense_mb, 1),
             "cached_activation_mb": round(samples * seq_len * width * 4 / 2**20, 2),
             "rerun_prefix_layer_runs": layers * (layers + 1) // 2 + layers}
 
 
-def calibration_cost(layer_counts: tuple[int, ...] = (2, 4, 8, 16), samples: int = 16, seq_len: int = 128) -> list[dict]:
+def calibration_cost(layer_counts: tuple[int, ...] = (2, 4, 8, 16), samples: int = 32, seq_len: int = 256) -> list[dict]:
     """`cost_row` for each depth, each in a fresh process so that peak memory is that prune's."""
     import json
     import subprocess

@@ -50,6 +50,7 @@ from tenfold.prune.surgery import (
 METHODS = ("numerical", "magnitude", "wanda-sp", "flap", "taylor")
 SCORES = (*METHODS, "numerical-clip")  # numerical-clip: NumericalConfig(clip=True), ours
 ALLOCATIONS = ("alpha", "standardised", "uniform")
+WEIGHT_ONLY = {"magnitude", "taylor"}  # scores from weights (and gradients) alone
 OWN_ALLOCATION = {"numerical": "alpha"}  # every baseline: FLAP's standardised global ranking
 
 Scores = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (unit scores, channel scores)
@@ -125,7 +126,7 @@ def compute_device(model: nn.Module, config: PruneConfig) -> torch.device:
     return execution_device(model, decoder_layers(model)[0])
 
 
-def _layer_scores(name: str, b: Block, sa: SiteStats, sm: SiteStats, ratio: float,
+def _layer_scores(name: str, b: Block, sa: SiteStats | None, sm: SiteStats | None, ratio: float,
                   cfg: PruneConfig) -> tuple[torch.Tensor, torch.Tensor]:
     if name in ("numerical", "numerical-clip"):
         ncfg = replace(cfg.numerical, clip=True) if name == "numerical-clip" else cfg.numerical
@@ -184,6 +185,10 @@ def score_model(model: nn.Module, calibration: torch.Tensor, names: Sequence[str
     if "taylor" in names:
         baselines.taylor_gradients(model, calibration, config.batch_size)
     try:
+        if visit is None and set(names) <= WEIGHT_ONLY:  # no calibration statistics needed
+            bl = blocks(model)
+            table = {(n, k): [_layer_scores(n, b, None, None, 0.0, config) for b in bl] for n in names for k in ratio_sets}
+            return ScoreTable(table, {}, 0)
         return _dense_pass(model, calibration, list(names), ratio_sets, config, visit)
     finally:
         if "taylor" in names:
