@@ -45,7 +45,7 @@ def test_tiny_reproduce_writes_the_curve_the_tuned_comparisons_and_plots(loaded,
                    "end_point_fid_below_paper_recipe"}
     for c in result.claims:
         assert c.interval is not None and c.interval[0] <= c.difference <= c.interval[1]
-        assert "block of 10 test images" in c.evidence
+        assert "test-image blocks" in c.evidence and "held-out" in c.evidence
     samplers = {row["sampler"] for row in result.metrics["curve"]}
     assert {"ddim", "ddim-fewer", "static-cache", "paper", "end-point", "l2c"} <= samplers
     full = next(r for r in result.metrics["curve"] if r["sampler"] == "ddim")
@@ -141,3 +141,18 @@ def test_quick_reproduce_end_to_end(tmp_path):
     full = next(r for r in result.metrics["curve"] if r["sampler"] == "ddim")
     assert full["class_acc"] > 0.8  # the zoo DiT draws recognisable digits
     assert {c.verdict for c in result.claims} <= {"holds", "inconclusive", "fails"}
+
+
+def test_the_budget_threshold_is_the_smallest_that_meets_the_budget(loaded):
+    """Zero gates give s = 0.5 everywhere: at threshold 0.5 nothing is skipped (over a 0.8 budget), above it
+    every gated step is skipped, so the search must land on the first grid value above 0.5."""
+    from tenfold.lazydit.evaluate import Judge
+    from tenfold.lazydit.experiment import THRESHOLDS, tune_threshold
+    from tenfold.lazydit.gates import LazyGates
+
+    settings = Settings(steps=4, n_per_class=2, n_val_per_class=2, target_macs=0.8)
+    judge = Judge.from_images(loaded.classifier, loaded.train.images)
+    run = tune_threshold(settings, loaded, LazyGates.for_model(loaded.pipe.transformer, 4), judge,
+                         torch.arange(10).repeat_interleave(2), noise_seed=0)
+    assert run.row["threshold"] == min(t for t in THRESHOLDS if t > 0.5)
+    assert run.row["macs_ratio"] <= 0.8 + settings.macs_tolerance and run.row["skip_fraction"] == pytest.approx(0.5)

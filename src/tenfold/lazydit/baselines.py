@@ -38,7 +38,7 @@ class StaticSchedule:
         return True
 
     def keep_probability(self, kind: str, step: int, layer: int, z: torch.Tensor) -> torch.Tensor:
-        value = self.keep[step, layer, KINDS.index(kind)].to(z.dtype)
+        value = self.keep[step, layer, KINDS.index(kind)].to(device=z.device, dtype=z.dtype)
         return value.expand(z.shape[0])
 
     def saved_macs(self, macs: MacsProfile) -> float:
@@ -88,7 +88,8 @@ class L2CRouter(nn.Module):
         return bool(self.active[step])
 
     def keep_probability(self, kind: str, step: int, layer: int, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits[step, layer, KINDS.index(kind)]).to(z.dtype).expand(z.shape[0])
+        logit = self.logits[step, layer, KINDS.index(kind)].to(device=z.device, dtype=z.dtype)
+        return torch.sigmoid(logit).expand(z.shape[0])
 
     @torch.no_grad()
     def schedule_for_budget(self, macs: MacsProfile, target_saved: float) -> StaticSchedule:

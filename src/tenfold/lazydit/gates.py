@@ -107,7 +107,7 @@ def lazy_steps(num_steps: int, pattern: str) -> list[int]:
 
 def lazy_score(weight: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """s = sigmoid(sum_n sum_d W[d] Z[n, d]) per sample; z (batch, tokens, dim), weight (dim,) -> (batch,)."""
-    return torch.sigmoid((z @ weight.to(z.dtype)).sum(-1))
+    return torch.sigmoid((z @ weight.to(device=z.device, dtype=z.dtype)).sum(-1))
 
 
 def lazy_mix(s: torch.Tensor, computed: torch.Tensor, cached: torch.Tensor) -> torch.Tensor:

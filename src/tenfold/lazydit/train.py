@@ -203,11 +203,10 @@ def train_gates(model: nn.Module, scheduler, policy: nn.Module, x0: torch.Tensor
         g.set_state(state["rng"])
         history = TrainHistory(**state["history"])
         start_iter = int(state["iter"])
-    ctl = LazyController(model, policy, config.threshold)
-    objective = GateObjective(policy, model, scheduler, config, ctl)
-    objective, opt = acc.prepare(objective, opt)
     mine = local_slice(torch.arange(config.batch_size), acc)  # this process's rows of every global batch
+    ctl = LazyController(model, policy, config.threshold)
     try:
+        objective, opt = acc.prepare(GateObjective(policy, model, scheduler, config, ctl), opt)
         for it in progress(range(start_iter, config.train_iters), desc="lazy gates",
                            total=config.train_iters - start_iter):
             idx = torch.randint(len(x0), (config.batch_size,), generator=g)
