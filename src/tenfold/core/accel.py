@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from pathlib import Path
 
 import torch
 
@@ -90,6 +91,11 @@ def peak_memory(device: torch.device | None = None) -> tuple[int, str]:
     device = device or pick_device()
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device)), "CUDA max allocated"
+    status = Path("/proc/self/status")
+    if status.is_file():  # Linux: VmHWM is this process's own peak (ru_maxrss carries a fork parent's peak)
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024, "peak RSS"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024), "peak RSS"
 
