@@ -245,6 +245,17 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+INTERRUPTED = "interrupted; outputs written so far are complete (atomic), and long runs resume from their checkpoint"
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """MemoryError, or torch's allocator refusing a size (a RuntimeError on CPU, OutOfMemoryError on CUDA)."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    text = str(err)
+    return "can't allocate memory" in text or "Storage size calculation overflowed" in text
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point and the CLI's one error boundary.
 
@@ -266,11 +277,14 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(0)
         where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else " (see `tenfold --help`)"
         _fail(err.format_message().replace("\n", " ") + where)
-    except ABORTS:
-        _fail("aborted", 130)
+    except ABORTS as err:
+        if isinstance(err.__cause__, EOFError):  # click turns an EOFError (a loader hit an empty file) into Abort
+            if debug:
+                raise
+            _fail("an input ended early (an empty or truncated file?): check the files given; --debug shows which")
+        _fail(INTERRUPTED, 130)
     except KeyboardInterrupt:
-        _fail("interrupted; outputs written so far are complete (atomic), and long runs resume from their checkpoint",
-              130)
+        _fail(INTERRUPTED, 130)
     except DryRunStop as stop:
         typer.echo(f"ok: {stop}", err=True)
         sys.exit(0)
@@ -278,8 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         if _state["debug"] or debug:
             raise
         _fail(str(err).replace("\n", " "), err.exit_code)
-    except MemoryError as err:
-        if _state["debug"] or debug:
+    except (MemoryError, RuntimeError) as err:
+        if _state["debug"] or debug or not _out_of_memory(err):
             raise
         _fail(f"not enough memory for this input ({str(err).splitlines()[0][:160]}): reduce the sizes asked for")
     except pickle.UnpicklingError as err:

@@ -8,6 +8,12 @@ from pathlib import Path
 import typer
 
 from tenfold.core.registry import registered
+from tenfold.core.runner import MAX_SEED
+
+
+def seed_option(help: str = "Seed.", default: int = 0):
+    """The --seed option every verb shares: 0..MAX_SEED, checked by the parser (one line, exit 2)."""
+    return typer.Option(default, min=0, max=MAX_SEED, help=help)
 
 
 def _spec(name: str):
@@ -59,7 +65,7 @@ def _add_reproduce(app: typer.Typer, name: str, run) -> None:
     def reproduce(
         profile: str = typer.Option("quick", help="smoke (seconds), quick (2 CPU cores) or full (GPU / long night)."),
         out: Path = typer.Option(Path("reports"), help=f"Output folder; the result goes to OUT/{name}/result.json."),
-        seed: int = typer.Option(0, help="Seed for every random choice (the first seed when several)."),
+        seed: int = seed_option("Seed for every random choice (the first seed when several)."),
         seeds: int = typer.Option(None, help="How many seeds (seed, seed+1, ...); default: the profile's."),
     ) -> None:
         """Reproduce the paper's claims on this machine and write result.json + plots."""
@@ -71,7 +77,7 @@ def _add_bench(app: typer.Typer, name: str, run) -> None:
     def bench(
         profile: str = typer.Option("quick", help="smoke, quick or full."),
         out: Path = typer.Option(Path("reports/bench"), help=f"Output folder; OUT/{name}/result.json."),
-        seed: int = typer.Option(0, help="Seed."),
+        seed: int = seed_option(),
     ) -> None:
         """Benchmark against the baselines side by side (ratios, JSON out)."""
         run("bench", profile, out, seed)

@@ -28,12 +28,15 @@ def check_profile(profile: str) -> str:
 
 
 MAX_SEEDS = 100
+# every library we seed takes a 32-bit signed seed (sklearn's random_state < 2**32, C ints in torch
+# and numba), and runs use seed, seed + 1, ... seed + seeds - 1
+MAX_SEED = 2**31 - 1 - MAX_SEEDS
 
 
 def check_seeds(seeds: int | None, seed: int = 0) -> int | None:
-    """--seed is a non-negative integer below 2**63; --seeds (how many) is 1 to MAX_SEEDS."""
-    if not 0 <= seed < 2**63:
-        raise InputError(f"--seed must be a non-negative integer below 2**63, got {seed}")
+    """--seed is 0..MAX_SEED; --seeds (how many) is 1 to MAX_SEEDS."""
+    if not 0 <= seed <= MAX_SEED:
+        raise InputError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed}")
     if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
         raise InputError(f"--seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
     return seeds
