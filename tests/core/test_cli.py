@@ -164,3 +164,48 @@ def test_one_time_zoo_builds_are_reported_apart_from_method_time(tmp_path, monke
     builds = json.loads((tmp_path / "zoo-builds.json").read_text())
     assert builds["test-cli-zoo"]["build_seconds"] >= 0.3
     assert "one-time cost" in (tmp_path / "index.md").read_text()
+
+
+def _run_demo(capsys, body):
+    """Run a throwaway verb through cli.main and return (exit code, stderr lines)."""
+    import typer
+
+    demo = typer.Typer()
+    demo.command("go")(body)
+    cli.app.add_typer(demo, name="boundary-demo")
+    try:
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["boundary-demo", "go"])
+    finally:
+        cli.app.registered_groups.pop()
+    return stop.value.code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_an_empty_file_hit_by_a_loader_is_one_line_not_an_abort(capsys):
+    def go() -> None:
+        raise EOFError("Ran out of input")  # what np.load / pickle raise on an empty file
+
+    code, lines = _run_demo(capsys, go)
+    assert code == 2 and len(lines) == 1 and "ended early" in lines[0]
+
+
+def test_torch_refusing_an_allocation_is_one_line_but_other_runtime_errors_are_not_hidden(capsys):
+    import torch
+
+    def huge() -> None:
+        torch.empty(10**13, 10**13)
+
+    code, lines = _run_demo(capsys, huge)
+    assert code == 2 and len(lines) == 1 and "not enough memory" in lines[0]
+
+    def bug() -> None:
+        raise RuntimeError("a real bug")
+
+    with pytest.raises(RuntimeError, match="a real bug"):
+        _run_demo(capsys, bug)
+
+
+def test_seed_outside_what_seeded_libraries_take_is_refused_by_the_parser():
+    for bad in ("-1", str(2**31)):
+        proc = tenfold("--dry-run", "looped", "reproduce", "--seed", bad)
+        assert proc.returncode == 2 and "--seed" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
