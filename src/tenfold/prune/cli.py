@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from tenfold.core.commands import add_standard_commands
+from tenfold.core.commands import add_standard_commands, seed_option
 from tenfold.core.errors import InputError
 
 app = typer.Typer(help="Numerical pruning of autoregressive models (Shen et al., AAAI 2025): "
@@ -104,7 +104,7 @@ def run(
     device_map: str = typer.Option(None, help="Load with accelerate's device_map (auto, balanced, sequential, cpu)."),
     offload_folder: Path = typer.Option(None, help="Folder for disk-offloaded weights (with --device-map)."),
     out: Path = typer.Option(..., help="Folder for the pruned model (never the input folder)."),
-    seed: int = typer.Option(0, min=0, help="Seed for the calibration windows."),
+    seed: int = seed_option("Seed for the calibration windows."),
 ) -> None:
     """Prune a model and save it (safetensors, per-layer sizes in config.json, loadable with from_pretrained)."""
     from dataclasses import replace
@@ -157,7 +157,7 @@ def evaluate(
                                          "validation split of the corpus the model, or its source, was trained on)."),
     seq_len: int = typer.Option(128, min=2, help="Perplexity window."),
     windows: int = typer.Option(100, min=1, help="Windows drawn (seeded) across the whole text."),
-    seed: int = typer.Option(0, min=0, help="Seed of the window draw."),
+    seed: int = seed_option("Seed of the window draw."),
     choices: Path = typer.Option(None, help="Zero-shot multiple-choice JSONL: {context, choices, label}."),
     new_tokens: int = typer.Option(64, min=1, help="Tokens generated for the throughput measurement."),
     out: Path = typer.Option(None, help="Write the numbers to this JSON file too."),
