@@ -5,8 +5,10 @@
   user's earlier lists with their 0/1 labels, candidate order from an initial ranker (our own matrix
   factorisation) trained on the earliest lists of each user only. Ratings carry no display
   position, so their propensity is 1.
-* **simulated** (synthetic clicks): a frozen ground-truth relevance r(u, i) (MF fit on all ratings),
-  exposures from the initial ranker plus Gaussian noise, and clicks from `ClickModel`: position-based
+* **simulated** (synthetic clicks): a frozen ground-truth relevance r(u, i) (MF fit on all ratings);
+  exposures ranked by an initial ranker that sees logit r with a persistent per-(user, genre) error
+  (it misjudges each user's taste for each genre the same way in all of that user's lists, so the
+  clicked *and* unclicked history reveals it) plus fresh noise; clicks from `ClickModel`: position-based
   observation (1/pos)^eta, a cascade stop after a click, and a within-list **substitution** effect
   whose strength beta_u is a trait of the user (the same in all of that user's lists):
 
@@ -24,9 +26,9 @@ previous `history_lists` exposed lists with their logged 0/1 feedback. Lists are
 training); genre index 0 is padding and 1 "unknown".
 
 Arrays a re-ranker may read are `OBSERVED`; `TARGETS` are what training may use (logged labels or
-clicks, their known examination propensity, the simulator's intent draw); `HIDDEN` (relevance,
-beta_u, the Bayes posterior of beta_u) are the simulator's own and are used only to evaluate and to
-build the oracles.
+clicks, their known examination propensity, the simulator's intent probability r' of each displayed
+item); `HIDDEN` (relevance, beta_u, the Bayes posterior of beta_u) are the simulator's own and are used
+only to evaluate and to build the oracles.
 """
 
 from __future__ import annotations
@@ -204,7 +206,8 @@ class SimulatorConfig:
     test_lists: int = 2  # the last lists of each user; the one before them is validation
     beta: float = 2.0
     pool_factor: int = 2  # candidates drawn by popularity before the initial ranker picks list_len
-    ranker_noise: float = 1.0  # std of Gaussian noise added to initial-ranker scores
+    ranker_noise: float = 0.5  # std of the initial ranker's noise on logit r, fresh for every (list, item)
+    taste_noise: float = 1.0  # std of the initial ranker's per-(user, genre) error, the same in all of a user's lists
     truth_sharpness: float = 0.3  # r = sigmoid(sharpness * MF logit); the ML-100K MF logit has std ~5
     click: ClickModel = field(default_factory=ClickModel)
     seed: int = 0
@@ -215,8 +218,8 @@ class SimulatorConfig:
                              f"validation list before the {self.test_lists} test list(s) of each user")
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise InputError(f"beta must be a number >= 0, got {self.beta}")
-        if self.pool_factor < 1 or self.ranker_noise < 0 or self.truth_sharpness <= 0:
-            raise InputError("pool_factor must be >= 1, ranker_noise >= 0 and truth_sharpness > 0")
+        if self.pool_factor < 1 or self.ranker_noise < 0 or self.taste_noise < 0 or self.truth_sharpness <= 0:
+            raise InputError("pool_factor must be >= 1, ranker_noise and taste_noise >= 0 and truth_sharpness > 0")
 
     def record(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "click"}, "click": asdict(self.click),
@@ -596,19 +599,21 @@ def build_simulated_lists(dataset, cfg: ListConfig = ListConfig(), sim: Simulato
     gumbel = logp[None, :] - np.log(-np.log(rng.random((n, len(catalog)))))
     cand = catalog[np.argpartition(-gumbel, pool - 1, axis=1)[:, :pool]]  # (n, pool) popularity-sampled
     logit = sim.truth_sharpness * truth.score(raw_users, cand)
-    noisy = logit + sim.ranker_noise * rng.standard_normal(cand.shape)  # the initial ranker: a noisy view of r
+    cat_vocab = _vocabularies([], genre)[1]
+    cand_cats = np.array([_cat_ids(row, genre, cat_vocab) for row in cand.tolist()], dtype=np.int64)
+    taste = sim.taste_noise * rng.standard_normal((len(users), len(cat_vocab) + 2))  # what the ranker misjudges
+    noisy = (logit + taste[owner[:, None], cand_cats]  # the initial ranker: a noisy view of r
+             + sim.ranker_noise * rng.standard_normal(cand.shape))
     top = np.argsort(-noisy, axis=1, kind="stable")[:, :length]
     items = np.take_along_axis(cand, top, 1)
     scores = np.take_along_axis(noisy, top, 1)
     relevance = _sigmoid(np.take_along_axis(logit, top, 1))
-    cat_vocab = _vocabularies([], genre)[1]
-    cats = np.array([_cat_ids(row, genre, cat_vocab) for row in items.tolist()], dtype=np.int64)
+    cats = np.take_along_axis(cand_cats, top, 1)
     mask = np.ones_like(relevance, dtype=bool)
     beta_user = 2 * sim.beta * (rng.random(len(users)) < 0.5)
     beta = beta_user[owner]
     context = substitution_intent(relevance, cats, mask, beta)
     clicks = sim.click.sample(context, mask, rng.random(context.shape), rng.random(context.shape), rng.random(context.shape))
-    intent = (rng.random(context.shape) < context).astype(np.float64)
     lists = {"items": items.astype(object), "cats": cats, "mask": mask, "scores": scores, "labels": clicks,
              "propensity": sim.click.propensity(clicks, mask), "intent": context, "relevance": relevance}
     k = np.tile(np.arange(T), len(users))
@@ -620,7 +625,7 @@ def build_simulated_lists(dataset, cfg: ListConfig = ListConfig(), sim: Simulato
     train, val, test = _split(_assemble(lists, owner, cfg.history_lists, item_vocab, beta, beta_hist, meta), part)
     info = {**meta, "dataset": dataset.name, "config": asdict(cfg), "simulator": sim.record(),
             "train_lists": len(train), "val_lists": len(val), "test_lists": len(test),
-            "click_rate": float(clicks.mean()), "intent_rate": float(intent.mean()),
+            "click_rate": float(clicks.mean()), "mean_intent": float(context.mean()),
             "mean_relevance": float(relevance.mean())}
     return ListSplits(train, val, test, info)
 

@@ -83,7 +83,7 @@ def train(
     batch_size: int = typer.Option(128, help="Lists per batch (the global batch under data parallelism)."),
     lr: float = typer.Option(1e-2, help="Adam learning rate."),
     contrastive: str = typer.Option("user", help="Contrastive reading: 'user' (a) or 'label' (b)."),
-    cl_weight: float = typer.Option(0.1, help="Weight lambda of the contrastive loss."),
+    cl_weight: float = typer.Option(0.01, help="Weight lambda of the contrastive loss."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
     """Train a re-ranker with early stopping; a killed run resumes from its checkpoint in OUT."""

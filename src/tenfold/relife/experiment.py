@@ -20,7 +20,7 @@ PAPER = {"title": TITLE, "arxiv": ARXIV}
 BASELINE_NAMES = {"prm": "PRM", "dlcm": "DLCM", "setrank": "SetRank", "mir": "MIR"}
 ABLATION_NAMES = {"relife-no-history": "history off", "relife-clicks-only": "clicks-only history",
                   "relife-no-cpe": "no comparison extractor", "relife-no-cl": "no contrastive loss"}
-ORACLES = ("oracle-beta", "oracle-history", "oracle-mean")
+ORACLES = ("oracle-beta", "oracle-history", "oracle-mean", "oracle-sort")
 CLAIM_METRICS = ("ndcg@5", "map@5")
 
 
@@ -42,6 +42,7 @@ class Profile:
     draws: int  # simulator draws per test list for the intent / click metrics
     beta: float = 3.0  # the documented population mean of beta_u (0 or 2 beta per user)
     ranker_noise: float = 0.5
+    taste_noise: float = 1.0
     signal: str = "intent"
     threads: int = 1  # tiny models: one thread avoids oversubscription on shared CPUs
 
@@ -49,7 +50,7 @@ class Profile:
 PROFILES = {
     "smoke": Profile(max_users=40, history_lists=2, lists_per_user=5, test_lists=1, dim=8, max_epochs=1, batch_size=64,
                      lr=1e-2, patience=1, ranker_epochs=5, seeds=1, draws=2),
-    "quick": Profile(max_users=None, history_lists=3, lists_per_user=9, test_lists=2, dim=16, max_epochs=6,
+    "quick": Profile(max_users=600, history_lists=3, lists_per_user=8, test_lists=3, dim=16, max_epochs=5,
                      batch_size=128, lr=1e-2, patience=2, ranker_epochs=60, seeds=3, draws=16),
     "full": Profile(max_users=None, history_lists=4, lists_per_user=14, test_lists=4, dim=32, max_epochs=30,
                     batch_size=128, lr=3e-3, patience=4, ranker_epochs=300, seeds=5, draws=64, threads=2),
@@ -68,7 +69,7 @@ def _settings(p: Profile, seed: int):
 
     lists = ListConfig(history_lists=p.history_lists, max_users=p.max_users, ranker_epochs=p.ranker_epochs, seed=seed)
     sim = SimulatorConfig(lists_per_user=p.lists_per_user, test_lists=p.test_lists, beta=p.beta,
-                          ranker_noise=p.ranker_noise, click=ClickModel(eta=1.0, stop=0.5), seed=seed)
+                          ranker_noise=p.ranker_noise, taste_noise=p.taste_noise, click=ClickModel(eta=1.0, stop=0.5), seed=seed)
     train = TrainConfig(max_epochs=p.max_epochs, batch_size=p.batch_size, lr=p.lr, patience=p.patience, seed=seed)
     return lists, sim, train
 
@@ -103,15 +104,15 @@ def score_test(splits, scores: np.ndarray, uniforms: dict | None) -> dict[str, n
 
 def oracle_metrics(splits, uniforms: dict) -> dict[str, dict[str, np.ndarray]]:
     """The simulator's oracles (they know r): greedy orders for the true beta_u, for the Bayes posterior of
-    beta_u given the user's history, and for the population mean beta (what an oracle that does not know
-    the user can do)."""
+    beta_u given the user's history, for the population mean beta (what an oracle that does not know
+    the user can do), and for beta = 0 (sort by r, blind to the substitution)."""
     from tenfold.data.lists import ClickModel, greedy_order
     from tenfold.relife.metrics import simulated_metrics
 
     t = splits.test
     r = t.relevance.astype(np.float64)
     betas = {"oracle-beta": t.beta, "oracle-history": t.beta_history,
-             "oracle-mean": np.full(len(t), t.meta["beta_mean"])}
+             "oracle-mean": np.full(len(t), t.meta["beta_mean"]), "oracle-sort": np.zeros(len(t))}
     click = ClickModel(**t.meta["click"])
     return {name: simulated_metrics(t.relevance, t.cats, t.mask, t.beta, click, greedy_order(r, t.cats, t.mask, b), uniforms)
             for name, b in betas.items()}
@@ -228,7 +229,7 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
         logged, logged_record = run_regime(logged_splits, logged_models, p, seed_list, "labels", None)
     metrics = {"simulated": summarise(simulated, sim_record), "logged": summarise(logged, logged_record),
                "data": {"simulated": {k: sim.info[k] for k in ("train_lists", "val_lists", "test_lists", "click_rate",
-                                                               "intent_rate", "mean_relevance")},
+                                                               "mean_intent", "mean_relevance")},
                         "logged": {k: logged_splits.info[k] for k in ("train_lists", "val_lists", "test_lists")}},
                "overlap": {"simulated": split_overlap(sim), "logged": split_overlap(logged_splits)}}
     metrics["headroom"] = headroom(metrics["simulated"])
@@ -236,11 +237,12 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
                     metrics=metrics,
                     config={"profile": asdict(p), "lists": asdict(lists_cfg), "simulator": sim_cfg.record(),
                             "train": {**asdict(train_cfg), "seed": "one per seed"}, "models": list(sim_models),
-                            "signal": {"simulated": f"{p.signal} (the simulator's intent label of the displayed list)",
+                            "signal": {"simulated": f"{p.signal} (the simulator's intent probability r' of each displayed item)",
                                        "logged": "labels (ratings >= 4; no display positions, propensity 1)"},
-                            "contrastive": "user (reading a)", "cl_weight": 0.1, "cl_temperature": 0.2,
+                            "contrastive": "user (reading a)", "cl_weight": 0.01, "cl_temperature": 0.2,
                             "eval_uniforms_seed": seed + 1000, "draws": p.draws,
-                            "initial_ranker": {"simulated": f"logit r + N(0, {p.ranker_noise}^2)",
+                            "initial_ranker": {"simulated": f"logit r + a per-(user, genre) error N(0, {p.taste_noise}^2) "
+                                                            f"+ N(0, {p.ranker_noise}^2)",
                                                "logged": "matrix factorisation on each user's earliest 30% of lists"},
                             "ground_truth": f"matrix factorisation on all ML-100K ratings, frozen; r = sigmoid({sim_cfg.truth_sharpness} * logit)"})
     add_claims(result, simulated, logged, n_seeds)
@@ -259,15 +261,19 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
 
 
 def headroom(sim_summary: dict) -> dict:
-    """NDCG@5 of the oracles and of RELIFE against the mean-beta oracle (what knowing the user is worth)."""
-    get = lambda k: sim_summary.get(k, {}).get("ndcg@5")  # noqa: E731
-    if get("oracle-beta") is None or get("oracle-mean") is None:
+    """NDCG@5 differences that split the simulator's headroom: knowing beta_u (oracle with beta_u minus
+    oracle with the mean beta), what the user's history can tell (Bayes posterior), the population-level
+    substitution (mean-beta oracle minus sorting by r), and what RELIFE's modules recover of them."""
+    ndcg = {k: v["ndcg@5"] for k, v in sim_summary.items()}
+    if not all(k in ndcg for k in ORACLES):
         return {}
-    gap = get("oracle-beta") - get("oracle-mean")
-    out = {"oracle_beta_minus_mean": gap, "oracle_history_minus_mean": get("oracle-history") - get("oracle-mean")}
-    if get("relife") is not None and get("relife-no-cpe") is not None and gap > 0:
-        out["cpe_gain"] = get("relife") - get("relife-no-cpe")
-        out["cpe_share_of_headroom"] = out["cpe_gain"] / gap
+    gap = ndcg["oracle-beta"] - ndcg["oracle-mean"]
+    out = {"oracle_beta_minus_mean": gap, "oracle_history_minus_mean": ndcg["oracle-history"] - ndcg["oracle-mean"],
+           "oracle_mean_minus_sort": ndcg["oracle-mean"] - ndcg["oracle-sort"]}
+    for name, key in (("relife-no-cpe", "cpe_gain"), ("relife-no-history", "history_gain")):
+        if "relife" in ndcg and name in ndcg and gap > 0:
+            out[key] = ndcg["relife"] - ndcg[name]
+            out[f"{key}_share_of_headroom"] = out[key] / gap
     return out
 
 

@@ -56,7 +56,8 @@ def targets(data: ListData, signal: str, min_propensity: float = 0.05) -> np.nda
     """The training target (N, L) of each candidate.
 
     ips: logged click / known examination propensity (clipped), unbiased for the intent r' (simulator);
-    intent: the simulator's intent draw for the displayed list; labels: logged labels as they are
+    intent: the simulator's intent probability r' of each displayed item (position-free, but with the
+    displayed list's substitution context); labels: logged labels as they are
     (ratings have no display position, propensity 1).
     """
     if signal not in SIGNALS:
@@ -70,7 +71,7 @@ def targets(data: ListData, signal: str, min_propensity: float = 0.05) -> np.nda
 
 
 def build_model(name: str, meta: dict, list_len: int, history_lists: int, dim: int = 16, heads: int = 1,
-                contrastive: str = "user", cl_weight: float = 0.1) -> nn.Module:
+                contrastive: str = "user", cl_weight: float = 0.01) -> nn.Module:
     """A named model (one of MODELS) sized for lists described by `meta` (vocabulary sizes)."""
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
@@ -161,7 +162,7 @@ def fit(model: nn.Module, train: ListData, val: ListData, cfg: TrainConfig, sign
 
 
 def train_model(name: str, splits: ListSplits, cfg: TrainConfig, signal: str, dim: int = 16, heads: int = 1,
-                contrastive: str = "user", cl_weight: float = 0.1, folder: str | Path | None = None) -> tuple[nn.Module, dict]:
+                contrastive: str = "user", cl_weight: float = 0.01, folder: str | Path | None = None) -> tuple[nn.Module, dict]:
     """Build and train `name` on `splits` (PRM: first its personalisation model, then PRM on top).
 
     With `folder`, every stage checkpoints there each epoch and a rerun resumes; returns (model, history).
@@ -210,7 +211,7 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict]:
     try:
         model = build_model(spec["name"], spec["meta"], spec["list_len"], spec["history_lists"], dim=spec["dim"],
                             heads=spec.get("heads", 1), contrastive=spec.get("contrastive", "user"),
-                            cl_weight=spec.get("cl_weight", 0.1))
+                            cl_weight=spec.get("cl_weight", 0.01))
     except (KeyError, TypeError) as err:
         raise SchemaError(f"{folder / 'model.json'} lacks {err}: retrain the model") from err
     if (folder / "model.safetensors").is_file():
