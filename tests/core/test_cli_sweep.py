@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 
 HERE = Path(__file__).parent
@@ -20,18 +21,31 @@ sys.path.insert(0, str(HERE))
 import cli_sweep  # noqa: E402
 
 
-def test_every_verb_fails_cleanly_on_bad_paths_and_numbers(tmp_path):
+def _sweep(tmp_path, *options: str) -> None:
     report_file = tmp_path / "sweep.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = ["--log", os.environ["TENFOLD_SWEEP_LOG"]] if os.environ.get("TENFOLD_SWEEP_LOG") else []
-    subprocess.run([sys.executable, str(HERE / "cli_sweep.py"), str(report_file), *log], check=True, env=env,
-                   timeout=1800)
+    subprocess.run([sys.executable, str(HERE / "cli_sweep.py"), str(report_file), *options, *log], check=True,
+                   env=env, timeout=3600)
     report = json.loads(report_file.read_text())
     print(json.dumps({k: v for k, v in report.items() if k not in ("problems", "verbs", "covered")}))
     assert len(report["verbs"]) >= 40  # every method's verbs, plus the core commands
     assert report["covered"] == sorted(report["verbs"]), "a verb got no case"
     problems = [f"tenfold {' '.join(p['verb'])} [{p['what']}]: {p['why']}" for p in report["problems"]]
     assert not problems, f"{len(problems)} of {report['cases']} cases misbehave:\n" + "\n".join(problems)
+
+
+def test_every_verb_fails_cleanly_on_the_likeliest_bad_paths_and_numbers(tmp_path):
+    """The default suite's sweep: every verb and parameter, the bad values that broke verbs most
+    (-1, a huge count, nan, 1e308, a missing / corrupted / empty file, an unwritable output), each
+    case stopping within 20 s."""
+    _sweep(tmp_path, "--quick", "--timeout", str(cli_sweep.QUICK_CASE_SECONDS))
+
+
+@pytest.mark.slow
+def test_every_verb_fails_cleanly_on_every_bad_path_and_number(tmp_path):
+    """The full matrix (adds 0, inf, -1 for floats, a folder, truncated JSON, an existing output)."""
+    _sweep(tmp_path)
 
 
 def test_the_sweep_catches_a_traceback_a_hang_and_a_multi_line_error(tmp_path):
@@ -79,3 +93,10 @@ def test_cases_cover_each_parameter_kind():
     kinds = {c.what.split(": ", 1)[-1] for c in made}
     assert {"a missing input", "a folder where a file is expected", "a corrupted binary file", "a truncated JSON file",
             "an unwritable location", "-1", "0", "nan", "1e308"} <= kinds
+
+
+def test_the_quick_subset_still_covers_every_verb():
+    found = cli_sweep.verbs()
+    full, quick = cli_sweep.cases(found), cli_sweep.cases(found, quick=True)
+    assert set(quick) <= set(full) and len(quick) < len(full)
+    assert {c.verb for c in quick} == {v for v, _ in found}
