@@ -67,10 +67,47 @@ def test_a_saved_dit_pipeline_trains_gates_and_samples_with_guidance(small_pipel
     (["--classes", "1,x"], InputError, "--classes"),
     (["--guidance-scale", "nan"], InputError, "guidance"),
     (["--steps", "0"], InputError, "--steps"),
+    (["--n-per-class", "-1"], InputError, "--n-per-class"),
+    (["--n-per-class", "10000000000000"], InputError, "--n-per-class"),
+    (["--classes", "99999999999999999999999"], InputError, "class labels"),
+    (["--classes", ",".join(["1"] * 101)], InputError, "--classes"),
 ])
 def test_bad_cli_input_gives_a_clear_error(small_dit_dir, tmp_path, args, error, text):
     res = invoke("sample", "--model", str(small_dit_dir), "--out", str(tmp_path / "s.png"), *args)
     assert isinstance(res.exception, error) and text in str(res.exception)
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--rho", "1e308"], "--rho"),
+    (["--rho", "nan"], "--rho"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--batch", "10000000000000"], "--batch"),
+    (["--iters", "-1"], "--iters"),
+    (["--window", "4"], "--window"),
+])
+def test_bad_train_gates_numbers_are_refused_before_any_work(small_dit_dir, tmp_path, args, text):
+    res = invoke("train-gates", "--model", str(small_dit_dir), "--out", str(tmp_path / "g.safetensors"), "--steps", "4",
+                 "--objective", "end-point", *args)
+    assert isinstance(res.exception, InputError) and text in str(res.exception)
+
+
+def test_a_seed_out_of_range_is_a_usage_error(small_dit_dir, tmp_path):
+    for verb in ("train-gates", "sample", "evaluate"):
+        res = invoke(verb, "--model", str(small_dit_dir), "--seed", "10000000000000")
+        assert res.exit_code == 2 and "--seed" in res.output
+
+
+def test_a_checkpoint_of_other_gates_is_refused_and_a_file_is_no_checkpoint_folder(small_dit_dir, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    common = ["--model", str(small_dit_dir), "--out", str(tmp_path / "g.safetensors"), "--checkpoint-dir", str(ckpt),
+              "--iters", "3", "--batch", "2", "--save-every", "1"]
+    assert invoke("train-gates", *common, "--steps", "4").exit_code == 0
+    res = invoke("train-gates", *common, "--steps", "6")
+    assert isinstance(res.exception, InputError) and "does not belong" in str(res.exception)
+    (tmp_path / "file").write_text("x")
+    res = invoke("train-gates", *common[:4], "--checkpoint-dir", str(tmp_path / "file"))
+    assert res.exit_code != 0 and "not a folder" in str(res.exception)
 
 
 def test_a_folder_without_a_dit_is_rejected(tmp_path):

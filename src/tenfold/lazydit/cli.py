@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from tenfold.core.commands import add_standard_commands
+from tenfold.core.commands import add_standard_commands, seed_option
 from tenfold.core.errors import InputError, UnsupportedError
 
 app = typer.Typer(help="LazyDiT (AAAI 2025): learned gates skip DiT attention/MLP work by reusing the previous step.",
@@ -18,7 +18,12 @@ add_standard_commands(app, "lazydit")
 
 PIPELINE_HELP = "A diffusers DiTPipeline save_pretrained folder (transformer + VAE + DDIM scheduler)."
 MODEL_HELP = "A bare DiTTransformer2DModel save_pretrained folder in pixel space (default: the zoo's tiny-dit)."
-MAX_ITEMS = 1_000_000  # batch sizes and sample counts beyond this are a typo, not a run
+MAX_ITERS = 1_000_000  # training iterations beyond this are a typo, not a run
+MAX_BATCH = 4096  # a global gate-training batch (the authors: 64 per GPU x 8 GPUs = 512)
+MAX_GRID = 100  # `sample` draws at most this many classes x this many samples each (one PNG grid)
+MAX_EVAL = 10_000  # `evaluate` draws at most this many samples per digit (100,000 in all)
+SAMPLING_BATCH = 1000  # images denoised together: memory stays flat however many are asked for
+MAX_RHO, MAX_LR = 100.0, 1.0  # the paper uses rho 1e-7 and lr 1e-4; far beyond these the gates only saturate
 
 
 def _pipeline(pipeline: Path | None, model: Path | None, scheduler: str):
@@ -47,15 +52,15 @@ def _check_steps(steps: int, pipe, least: int = 1) -> int:
     return steps
 
 
-def _check_count(name: str, value: int, least: int = 1, most: int = MAX_ITEMS) -> int:
+def _check_count(name: str, value: int, least: int = 1, most: int = MAX_ITERS) -> int:
     if not least <= value <= most:
         raise InputError(f"--{name} must be in [{least}, {most:,}], got {value}")
     return value
 
 
-def _check_rate(name: str, value: float, most: float = math.inf) -> float:
-    if not (math.isfinite(value) and 0 <= value <= most):
-        raise InputError(f"--{name} must be a finite number in [0, {most:g}], got {value}")
+def _check_rate(name: str, value: float, most: float, positive: bool = False) -> float:
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0) and value <= most):
+        raise InputError(f"--{name} must be a finite number in {'(' if positive else '['}0, {most:g}], got {value}")
     return value
 
 
@@ -139,7 +144,7 @@ def train_gates_cmd(
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
     checkpoint_dir: Path = typer.Option(None, help="Save progress here and resume from it (default: OUT.ckpt)."),
     save_every: int = typer.Option(25, help="Iterations between checkpoints."),
-    seed: int = typer.Option(0, help="Seed."),
+    seed: int = seed_option("Seed of the training batches, noise and timesteps."),
 ) -> None:
     """Train the lazy learning layers (DiT frozen) and save them as safetensors; resumes when interrupted."""
     import shutil
@@ -150,19 +155,24 @@ def train_gates_cmd(
     from tenfold.lazydit.gates import LazyConfig, LazyGates
     from tenfold.lazydit.train import train_gates
 
-    for name, value in (("iters", iters), ("batch", batch), ("window", window), ("save-every", save_every)):
-        _check_count(name, value, least=0 if name == "iters" else 1)
-    _check_count("seed", seed, least=0, most=2**63 - 1)
-    config = LazyConfig(threshold=threshold, rho_attn=_check_rate("rho", rho), rho_mlp=rho, lr=_check_rate("lr", lr),
+    _check_count("iters", iters, least=0)
+    _check_count("batch", batch, most=MAX_BATCH)
+    _check_count("save-every", save_every)
+    _check_count("window", window, most=1000)
+    config = LazyConfig(threshold=threshold, rho_attn=_check_rate("rho", rho, MAX_RHO), rho_mlp=rho,
+                        lr=_check_rate("lr", lr, MAX_LR, positive=True),
                         train_iters=iters, batch_size=batch, objective=objective, pattern=pattern, window=window,
                         checkpointing=checkpointing)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    folder = checkpoint_dir or out.with_name(out.name + ".ckpt")
+    ensure_writable_dir(folder)
     pipe = _pipeline(pipeline, model, scheduler)
     _check_steps(steps, pipe, least=2)
+    if window > steps - 1:
+        raise InputError(f"--window must be at most {steps - 1} (the lazy steps after the first of {steps}), got {window}")
     x, y = _images(images, pipe)
     x0 = pipe.encode(x, generator=torch.Generator().manual_seed(seed))
     gates = LazyGates.for_model(pipe.transformer, steps, pattern)
-    folder = checkpoint_dir or out.with_name(out.name + ".ckpt")
     history = train_gates(pipe.transformer, pipe.scheduler, gates, x0, y, config, seed=seed, checkpoint_dir=folder,
                           save_every=save_every)
     gates.save(out)
@@ -179,11 +189,11 @@ def _run_sampler(pipe, gates, steps: int, threshold: float, guidance: float, lab
     from tenfold.lazydit.gates import check_threshold
 
     check_threshold(threshold)
-    _check_rate("guidance-scale", guidance, most=100)
+    _check_rate("guidance-scale", guidance, 100)
     policy = _gates(gates, steps, pipe.transformer)
     work_starts("sampling")
     res = pipe(labels, steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="pt",
-               gates=policy, threshold=threshold)
+               gates=policy, threshold=threshold, batch_size=SAMPLING_BATCH)
     costs = {"skip_fraction": res.skip_fraction, "macs_ratio": res.macs_ratio, "macs_per_image": res.macs,
              "seconds_per_image": res.seconds / len(labels)}
     return res.images.cpu(), costs
@@ -199,9 +209,9 @@ def sample_cmd(
     threshold: float = typer.Option(0.5, help="Skip when s < threshold; in (0, 1)."),
     guidance_scale: float = typer.Option(1.0, help="Classifier-free guidance scale (> 1 enables it; DiT-XL/2 uses 4)."),
     classes: str = typer.Option("0,1,2,3,4,5,6,7,8,9", help="Comma-separated class labels."),
-    n_per_class: int = typer.Option(4, help="Samples per class."),
+    n_per_class: int = typer.Option(4, help=f"Samples per class (a grid row each; at most {MAX_GRID})."),
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
-    seed: int = typer.Option(0, help="Seed of the starting noise."),
+    seed: int = seed_option("Seed of the starting noise."),
 ) -> None:
     """Sample class-conditional images, with LazyDiT skipping when --gates is given."""
     import torch
@@ -209,19 +219,22 @@ def sample_cmd(
     from tenfold.core.io import ensure_writable_dir
     from tenfold.core.plots import plt, save_figure
 
-    _check_count("n-per-class", n_per_class)
-    _check_count("seed", seed, least=0, most=2**63 - 1)
+    _check_count("n-per-class", n_per_class, most=MAX_GRID)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
     pipe = _pipeline(pipeline, model, scheduler)
     _check_steps(steps, pipe)
-    labels = torch.tensor(_classes(classes, pipe)).repeat_interleave(n_per_class)
+    wanted = _classes(classes, pipe)
+    if len(wanted) > MAX_GRID:
+        raise InputError(f"--classes lists {len(wanted)} classes; a sample grid holds at most {MAX_GRID} rows")
+    labels = torch.tensor(wanted).repeat_interleave(n_per_class)
     images, costs = _run_sampler(pipe, gates, steps, threshold, guidance_scale, labels, seed)
-    row = torch.cat(list(images), dim=2)  # (C, H, n W)
-    fig, ax = plt.subplots(1, 1, figsize=(max(2, len(labels) * 0.5), 0.9))
-    if row.shape[0] == 1:
-        ax.imshow(row[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    rows = images.reshape(len(wanted), n_per_class, *images.shape[1:])  # (classes, n, C, H, W)
+    grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # (C, classes H, n W)
+    fig, ax = plt.subplots(1, 1, figsize=(max(2, n_per_class * 0.5), max(0.9, len(wanted) * 0.5)))
+    if grid.shape[0] == 1:
+        ax.imshow(grid[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     else:
-        ax.imshow(row[:3].permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.imshow(grid[:3].permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.axis("off")
     save_figure(fig, out)
     typer.echo(json.dumps({"samples": str(out), **costs}, indent=2))
@@ -234,10 +247,10 @@ def evaluate_cmd(
     steps: int = typer.Option(20, help="DDIM steps."),
     threshold: float = typer.Option(0.5, help="Skip when s < threshold; in (0, 1)."),
     guidance_scale: float = typer.Option(1.0, help="Classifier-free guidance scale (> 1 enables it)."),
-    n_per_class: int = typer.Option(100, help="Samples per digit class."),
+    n_per_class: int = typer.Option(100, help=f"Samples per digit class (at most {MAX_EVAL:,})."),
     classifier: Path = typer.Option(None, help="digit-classifier folder (default: the zoo's)."),
     scheduler: str = typer.Option("ddim", help="Sampler (only ddim is supported)."),
-    seed: int = typer.Option(0, help="Seed of the starting noise."),
+    seed: int = seed_option("Seed of the starting noise."),
 ) -> None:
     """FID and precision/recall (digit-classifier features, against the digits' held-out split), class
     accuracy, skip fraction, MACs ratio and time per image of a digits DiT."""
@@ -247,8 +260,7 @@ def evaluate_cmd(
     from tenfold.lazydit.evaluate import Judge
     from tenfold.zoo.digit_classifier import load_digit_classifier
 
-    _check_count("n-per-class", n_per_class)
-    _check_count("seed", seed, least=0, most=2**63 - 1)
+    _check_count("n-per-class", n_per_class, most=MAX_EVAL)
     judge_model = load_digit_classifier(classifier)
     pipe = _pipeline(None, model, scheduler)
     _check_steps(steps, pipe)

@@ -296,7 +296,10 @@ class LazyDiTPipeline:
 
     def labels(self, class_labels) -> torch.Tensor:
         n = self.transformer.config.num_embeds_ada_norm
-        labels = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
+        try:
+            labels = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as err:  # torch: "Overflow when unpacking long"
+            raise InputError(f"class labels must be ints in [0, {n}), got {class_labels!r}") from err
         if labels.numel() == 0 or (labels < 0).any() or (labels >= n).any():
             raise InputError(f"class labels must be a non-empty list of ints in [0, {n}), got {class_labels!r}")
         return labels

@@ -198,11 +198,15 @@ def train_gates(model: nn.Module, scheduler, policy: nn.Module, x0: torch.Tensor
     start_iter = 0
     if ckpt is not None and ckpt.exists():
         state = ckpt.load()
-        policy.load_state_dict(state["policy"])
-        opt.load_state_dict(state["opt"])
-        g.set_state(state["rng"])
-        history = TrainHistory(**state["history"])
-        start_iter = int(state["iter"])
+        try:
+            policy.load_state_dict(state["policy"])
+            opt.load_state_dict(state["opt"])
+            g.set_state(state["rng"])
+            history = TrainHistory(**state["history"])
+            start_iter = int(state["iter"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise InputError(f"the checkpoint in {checkpoint_dir} does not belong to these gates (another model, step "
+                             "count or policy): delete it or choose another checkpoint folder") from err
     mine = local_slice(torch.arange(config.batch_size), acc)  # this process's rows of every global batch
     ctl = LazyController(model, policy, config.threshold)
     try:
