@@ -51,6 +51,34 @@ def test_cli_reports_bad_input_as_a_tenfold_error(toy_atomic, tmp_path):
     assert "beta" in str(r.exception)
 
 
+@pytest.mark.parametrize("option, value, word", [("--history", "10000000000000", "history_lists"),
+                                                 ("--lists-per-user", "10000000000000", "lists_per_user"),
+                                                 ("--list-len", "10000000000000", "list_len"),
+                                                 ("--beta", "nan", "beta"), ("--noise", "inf", "ranker_noise"),
+                                                 ("--eta", "1e308", "eta"), ("--stop", "nan", "stop")])
+def test_simulate_refuses_a_huge_or_non_finite_setting_before_any_work(toy_atomic, tmp_path, option, value, word):
+    r = runner.invoke(app, [*SIMULATE, "--data", str(toy_atomic), "--out", str(tmp_path / "s"), option, value])
+    assert r.exit_code != 0 and word in str(r.exception)
+    assert not (tmp_path / "s").exists()  # refused before the output folder was made
+
+
+def test_seeds_the_parser_allows_are_the_ones_every_library_accepts(toy_atomic, tmp_path):
+    for seed in ("-1", str(2**31)):
+        r = runner.invoke(app, [*SIMULATE, "--data", str(toy_atomic), "--out", str(tmp_path / "s"), "--seed", seed])
+        assert r.exit_code == 2 and "--seed" in r.output
+
+
+@pytest.mark.parametrize("option, value, word", [("--lr", "nan", "lr"), ("--dim", "10000000000000", "dim"),
+                                                 ("--max-epochs", "10000000000000", "max_epochs"),
+                                                 ("--cl-weight", "inf", "cl_weight")])
+def test_train_refuses_a_huge_or_non_finite_setting(toy_atomic, tmp_path, option, value, word):
+    lists = tmp_path / "lists"
+    assert runner.invoke(app, [*SIMULATE, "--data", str(toy_atomic), "--out", str(lists)]).exit_code == 0
+    r = runner.invoke(app, ["train", "--lists", str(lists), "--out", str(tmp_path / "m"), option, value])
+    assert r.exit_code != 0 and word in str(r.exception)
+    assert not (tmp_path / "m").exists()
+
+
 def _train_cmd(lists, out) -> list[str]:
     return [sys.executable, "-m", "tenfold.cli", "--threads", "1", "relife", "train", "--lists", str(lists), "--out",
             str(out), "--max-epochs", "6", "--patience", "6", "--dim", "8", "--batch-size", "8"]

@@ -52,6 +52,15 @@ TARGETS = ("labels", "propensity", "intent")
 HIDDEN = ("relevance", "beta", "beta_history")
 _ARRAYS = ("user",) + OBSERVED + TARGETS + HIDDEN
 SPLITS = ("train", "val", "test")
+# sizes beyond these are refused at once (a list of 10 with 3-5 history lists is the lineage's setting)
+MAX_LIST_LEN, MAX_HISTORY_LISTS, MAX_LISTS_PER_USER, MAX_USERS = 200, 50, 1000, 10_000_000
+MAX_EPOCHS, MAX_FACTOR, MAX_SCALE = 10_000, 100, 100.0
+
+
+def _number_in(name: str, value: float, lo: float, hi: float) -> None:
+    """A finite float in [lo, hi] (nan and inf refused), else an InputError naming the setting."""
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value}")
 
 
 @dataclass(frozen=True)
@@ -69,16 +78,20 @@ class ListConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.list_len < 2:
-            raise InputError(f"list_len must be at least 2, got {self.list_len}")
-        if self.history_lists < 0:
-            raise InputError(f"history_lists must be >= 0, got {self.history_lists}")
+        if not 2 <= self.list_len <= MAX_LIST_LEN:
+            raise InputError(f"list_len must be from 2 to {MAX_LIST_LEN}, got {self.list_len}")
+        if not 0 <= self.history_lists <= MAX_HISTORY_LISTS:
+            raise InputError(f"history_lists must be from 0 to {MAX_HISTORY_LISTS}, got {self.history_lists}")
         if not 1 <= self.min_list_len <= self.list_len:
             raise InputError(f"min_list_len must be in [1, list_len={self.list_len}], got {self.min_list_len}")
-        if not 0 < self.ranker_fraction < 1:
+        if not (math.isfinite(self.ranker_fraction) and 0 < self.ranker_fraction < 1):
             raise InputError(f"ranker_fraction must be in (0, 1), got {self.ranker_fraction}")
-        if self.max_users is not None and self.max_users < 1:
-            raise InputError(f"max_users must be at least 1, got {self.max_users}")
+        _number_in("label_threshold", self.label_threshold, -1e6, 1e6)
+        if not (1 <= self.ranker_dim <= 1024 and 1 <= self.ranker_epochs <= MAX_EPOCHS):
+            raise InputError(f"ranker_dim must be from 1 to 1024 and ranker_epochs from 1 to {MAX_EPOCHS}, "
+                             f"got {self.ranker_dim}, {self.ranker_epochs}")
+        if self.max_users is not None and not 1 <= self.max_users <= MAX_USERS:
+            raise InputError(f"max_users must be from 1 to {MAX_USERS}, got {self.max_users}")
 
 
 # ---------------------------------------------------------------- the click model
@@ -142,10 +155,8 @@ class ClickModel:
     stop: float = 0.5
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.eta) and self.eta >= 0):
-            raise InputError(f"click model eta must be a number >= 0, got {self.eta}")
-        if not 0 <= self.stop <= 1:
-            raise InputError(f"click model stop probability must be in [0, 1], got {self.stop}")
+        _number_in("click model eta", self.eta, 0, MAX_SCALE)
+        _number_in("click model stop probability", self.stop, 0, 1)
 
     def observation(self, n: int) -> np.ndarray:
         """theta_j = (1/j)^eta for positions j = 1..n."""
@@ -213,13 +224,17 @@ class SimulatorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.lists_per_user > MAX_LISTS_PER_USER:
+            raise InputError(f"lists_per_user must be at most {MAX_LISTS_PER_USER}, got {self.lists_per_user}")
         if self.test_lists < 1 or self.lists_per_user < self.test_lists + 2:
             raise InputError(f"lists_per_user ({self.lists_per_user}) must leave at least one training and one "
                              f"validation list before the {self.test_lists} test list(s) of each user")
-        if not (math.isfinite(self.beta) and self.beta >= 0):
-            raise InputError(f"beta must be a number >= 0, got {self.beta}")
-        if self.pool_factor < 1 or self.ranker_noise < 0 or self.taste_noise < 0 or self.truth_sharpness <= 0:
-            raise InputError("pool_factor must be >= 1, ranker_noise and taste_noise >= 0 and truth_sharpness > 0")
+        _number_in("beta", self.beta, 0, MAX_SCALE)
+        if not 1 <= self.pool_factor <= MAX_FACTOR:
+            raise InputError(f"pool_factor must be from 1 to {MAX_FACTOR}, got {self.pool_factor}")
+        _number_in("ranker_noise", self.ranker_noise, 0, MAX_SCALE)
+        _number_in("taste_noise", self.taste_noise, 0, MAX_SCALE)
+        _number_in("truth_sharpness", self.truth_sharpness, 1e-6, MAX_SCALE)
 
     def record(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "click"}, "click": asdict(self.click),
@@ -488,9 +503,16 @@ def _plans(dataset, cfg: ListConfig) -> list[tuple[str, list[list[int]], int]]:
             for user, chunks in _user_chunks(dataset, cfg)]
 
 
+def _rated(dataset):
+    """The interactions table, which must carry ratings (labels are rating >= threshold)."""
+    if "rating" not in dataset.inter.columns:
+        raise InputError(f"{dataset.name}: lists need a 'rating' column in the .inter file (labels are rating >= threshold)")
+    return dataset.inter
+
+
 def fit_initial_ranker(dataset, cfg: ListConfig = ListConfig()) -> MFRanker:
     """The initial ranker: MF fit on each user's earliest `ranker_fraction` lists only (earlier data)."""
-    inter = dataset.inter
+    inter = _rated(dataset)
     rows = np.array([r for _, chunks, k_rank in _plans(dataset, cfg) for c in chunks[:k_rank] for r in c])
     labels = (inter["rating"].to_numpy(dtype=float) >= cfg.label_threshold).astype(np.float32)
     return fit_mf(inter["user_id"].astype(str).to_numpy()[rows], inter["item_id"].astype(str).to_numpy()[rows],
@@ -502,9 +524,7 @@ def build_logged_lists(dataset, cfg: ListConfig = ListConfig(), ranker: MFRanker
     the last list is test, the one before validation (users with at least four lists), the rest train
     the re-ranker; candidates are ordered by the initial ranker and every list keeps the earlier lists
     (including the initial ranker's) as history."""
-    inter = dataset.inter
-    if "rating" not in inter.columns:
-        raise InputError("logged lists need a 'rating' column in the .inter file (labels are rating >= threshold)")
+    inter = _rated(dataset)
     genre = _genre_of(dataset)
     item_ids = inter["item_id"].astype(str).to_numpy()
     labels = (inter["rating"].to_numpy(dtype=float) >= cfg.label_threshold).astype(np.float64)
@@ -546,7 +566,7 @@ def build_logged_lists(dataset, cfg: ListConfig = ListConfig(), ranker: MFRanker
 
 def fit_ground_truth(dataset, cfg: ListConfig = ListConfig()) -> MFRanker:
     """The simulator's frozen relevance model: MF fit on all ratings (label rating >= threshold)."""
-    inter = dataset.inter
+    inter = _rated(dataset)
     labels = (inter["rating"].to_numpy(dtype=float) >= cfg.label_threshold).astype(np.float32)
     return fit_mf(inter["user_id"].astype(str).to_numpy(), inter["item_id"].astype(str).to_numpy(), labels,
                   dim=cfg.ranker_dim, epochs=cfg.ranker_epochs, seed=cfg.seed + 7919)

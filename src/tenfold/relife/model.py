@@ -22,6 +22,7 @@ from torch import nn
 from tenfold.core.errors import InputError
 
 CONTRASTIVE = ("user", "label")
+MAX_DIM = 1024  # widths beyond this are refused at once (the lineage uses 16-64)
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,12 @@ class RelifeConfig:
     def __post_init__(self) -> None:
         if self.contrastive not in CONTRASTIVE:
             raise InputError(f"contrastive must be one of {CONTRASTIVE}, got {self.contrastive!r}")
-        if self.dim < 1 or self.heads < 1 or self.dim % self.heads:
-            raise InputError(f"dim ({self.dim}) must be a positive multiple of heads ({self.heads})")
-        if self.cl_temperature <= 0 or self.cl_weight < 0:
-            raise InputError(f"cl_temperature must be > 0 and cl_weight >= 0, got {self.cl_temperature}, {self.cl_weight}")
+        if not (1 <= self.dim <= MAX_DIM and 1 <= self.heads <= self.dim and self.dim % self.heads == 0):
+            raise InputError(f"dim ({self.dim}) must be a multiple of heads ({self.heads}) from 1 to {MAX_DIM}")
+        if not (math.isfinite(self.cl_temperature) and 0 < self.cl_temperature <= 100):
+            raise InputError(f"cl_temperature must be a number in (0, 100], got {self.cl_temperature}")
+        if not (math.isfinite(self.cl_weight) and 0 <= self.cl_weight <= 100):
+            raise InputError(f"cl_weight must be a number in [0, 100], got {self.cl_weight}")
 
 
 # ---------------------------------------------------------------- shared layers

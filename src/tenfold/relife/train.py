@@ -9,6 +9,7 @@ checkpoint, so a killed run resumes at its last finished epoch and ends with the
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,12 +22,13 @@ from tenfold.core.io import Checkpoint, atomic_write_json, load_tensors, read_js
 from tenfold.core.progress import progress
 from tenfold.data.lists import ListData, ListSplits
 from tenfold.relife.baselines import BASELINES, PRM, BaselineConfig, PersonalVector
-from tenfold.relife.model import Relife, RelifeConfig, pointwise_loss
+from tenfold.relife.model import MAX_DIM, Relife, RelifeConfig, pointwise_loss
 
 ABLATIONS = {"relife-no-history": {"use_history": False}, "relife-clicks-only": {"hybrid": False},
              "relife-no-cpe": {"use_cpe": False}, "relife-no-cl": {"cl_weight": 0.0}}
 MODELS = ("initial", "dlcm", "prm", "setrank", "mir", "relife", *ABLATIONS)
 SIGNALS = ("ips", "intent", "labels")
+MAX_EPOCHS, MAX_BATCH = 10_000, 1_000_000
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,15 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise InputError(f"max_epochs, batch_size and patience must be at least 1, got {self.max_epochs}, "
-                             f"{self.batch_size}, {self.patience}")
-        if not (self.lr > 0 and 0 < self.min_propensity <= 1):
-            raise InputError(f"lr must be > 0 and min_propensity in (0, 1], got {self.lr}, {self.min_propensity}")
+        if not (1 <= self.max_epochs <= MAX_EPOCHS and 1 <= self.batch_size <= MAX_BATCH and 1 <= self.patience <= MAX_EPOCHS):
+            raise InputError(f"max_epochs and patience must be from 1 to {MAX_EPOCHS} and batch_size from 1 to "
+                             f"{MAX_BATCH}, got {self.max_epochs}, {self.patience}, {self.batch_size}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= 10):
+            raise InputError(f"lr must be a number in (0, 10], got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 10):
+            raise InputError(f"weight_decay must be a number in [0, 10], got {self.weight_decay}")
+        if not (math.isfinite(self.min_propensity) and 0 < self.min_propensity <= 1):
+            raise InputError(f"min_propensity must be in (0, 1], got {self.min_propensity}")
 
 
 def targets(data: ListData, signal: str, min_propensity: float = 0.05) -> np.ndarray:
@@ -75,6 +81,8 @@ def build_model(name: str, meta: dict, list_len: int, history_lists: int, dim: i
     """A named model (one of MODELS) sized for lists described by `meta` (vocabulary sizes)."""
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    if not (1 <= dim <= MAX_DIM and 1 <= heads <= dim and dim % heads == 0):
+        raise InputError(f"dim ({dim}) must be a multiple of heads ({heads}) from 1 to {MAX_DIM}")
     if name in BASELINES:
         return BASELINES[name](BaselineConfig(meta["n_items"], meta["n_cats"], list_len, history_lists, dim, heads))
     cfg = RelifeConfig(n_items=meta["n_items"], n_cats=meta["n_cats"], list_len=list_len, history_lists=history_lists,
