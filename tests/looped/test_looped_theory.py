@@ -29,6 +29,25 @@ def test_slope_of_an_exact_geometric_sequence_is_its_log_ratio():
     assert torch.allclose(log_error_slope(errors, Ts), torch.tensor([math.log(0.9), math.log(0.5)], dtype=torch.float64))
 
 
+def test_slope_fits_only_the_masked_window_and_is_undefined_with_one_point():
+    Ts = torch.arange(1, 11)
+    errors = torch.stack([0.5 ** Ts.double(), 0.9 ** Ts.double()]).clone()
+    errors[0, 6:] = 1e-16  # a float64 floor after the sixth loop must not flatten the fit
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[0, 6:] = False
+    mask[1] = Ts == 4
+    slopes = log_error_slope(errors, Ts, mask)
+    assert slopes[0].item() == pytest.approx(math.log(0.5)) and math.isnan(slopes[1].item())
+
+
+def test_rate_window_stops_where_the_error_reaches_round_off():
+    task = TaskConfig(d=2, n=40, kappa=1.0)
+    p = sample_prompts(5, task, seed=0)
+    eta = 1.0 / float(torch.linalg.eigvalsh(prompt_hessians(p)).max())  # fast: the floor comes within ~60 loops
+    r = rate_in_T(gd_construction(2, 1, eta), p, 300, eta)
+    assert (r["window_end"] < 300).all() and torch.allclose(r["slope"], r["gd"], rtol=0.05)
+
+
 def test_one_dimensional_gd_error_is_exactly_geometric_at_the_predicted_rate():
     X = torch.tensor([[[1.0], [2.0], [-1.0]]], dtype=torch.float64)  # H = (1 + 4 + 1) / 3 = 2
     p = Prompts(X, 3 * X, torch.ones(1, 1, dtype=torch.float64))

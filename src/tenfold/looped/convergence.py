@@ -60,9 +60,14 @@ def paper_rate(p: Prompts) -> torch.Tensor:
     return -lam[:, 0] / (2 * lam[:, -1])
 
 
-def log_error_slope(errors: torch.Tensor, Ts: torch.Tensor) -> torch.Tensor:
-    """Least-squares slope of log(error) against T, per prompt. errors (B, len(Ts)) > 0; returns (B,)."""
+def log_error_slope(errors: torch.Tensor, Ts: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Least-squares slope of log(error) against T per prompt, over the points where `mask` is set (all by
+    default). errors (B, len(Ts)) > 0; returns (B,), NaN where fewer than two points are left."""
     check(errors.shape[1] == len(Ts) and len(Ts) >= 2, "need one error per T and at least two T values")
+    w = torch.ones_like(errors, dtype=torch.float64) if mask is None else mask.double()
     y = errors.double().clamp_min(1e-300).log()
-    t = Ts.double() - Ts.double().mean()
-    return ((y - y.mean(1, keepdim=True)) * t).sum(1) / (t**2).sum()
+    t = Ts.double().expand_as(y)
+    count = w.sum(1, keepdim=True)
+    t_mean, y_mean = (w * t).sum(1, keepdim=True) / count, (w * y).sum(1, keepdim=True) / count
+    slope = (w * (t - t_mean) * (y - y_mean)).sum(1) / (w * (t - t_mean) ** 2).sum(1)
+    return torch.where(count[:, 0] >= 2, slope, torch.full_like(slope, float("nan")))

@@ -18,6 +18,7 @@ from tenfold.looped.training import TrainConfig, train_model
 
 # evaluation prompt seeds: small integers, disjoint from the training stream (training.train_seed)
 TEST_SEED, TUNE_SEED = 7, 8
+FLOOR = 1e-11  # relative parameter error where float64 round-off (~1e-16 per entry, summed) starts to show
 
 
 def construct_vs_gd(shapes: list[tuple[int, int, int, float]], T: int, batch: int, seed: int) -> float:
@@ -55,13 +56,16 @@ def parameter_errors(model: LinearLoopedTransformer, p: Prompts, T: int) -> torc
 
 
 def rate_in_T(model: LinearLoopedTransformer, p: Prompts, T_max: int, eta: float) -> dict[str, torch.Tensor]:
-    """Per prompt: the fitted slope of the log parameter error over loops T_max/2..T_max, the model's own
+    """Per prompt: the fitted slope of the log parameter error over the second half of the loops before it
+    reaches float64 round-off (T_end/2..T_end, T_end = T_max or the last loop above FLOOR), the model's own
     predicted rate log rho(I - H M), plain GD's log max|1 - eta lambda| and the paper's -1/(2 kappa). (B,) each."""
     check(T_max >= 4, f"T_max must be >= 4 to fit a slope over its second half, got {T_max}")
     errors = parameter_errors(model, p, T_max)
-    Ts = torch.arange(T_max // 2, T_max + 1)
-    return {"slope": log_error_slope(errors[:, Ts - 1], Ts), "own": iteration_rate(p, learned_preconditioner(model)),
-            "gd": gd_rate(p, eta), "paper": paper_rate(p), "error_T_max": errors[:, -1]}
+    Ts = torch.arange(1, T_max + 1)
+    end = (errors > FLOOR).int().cummin(dim=1).values.sum(1, keepdim=True)  # loops before the error first hits the floor
+    window = (Ts >= (end + 1) // 2) & (Ts <= end) & (end >= 8)
+    return {"slope": log_error_slope(errors, Ts, window), "own": iteration_rate(p, learned_preconditioner(model)),
+            "gd": gd_rate(p, eta), "paper": paper_rate(p), "error_T_max": errors[:, -1], "window_end": end[:, 0]}
 
 
 def trained_looped(task: TaskConfig, T: int, train: TrainConfig, seed: int) -> LinearLoopedTransformer:
