@@ -235,3 +235,38 @@ def test_cli_fit_rejects_unknown_interval_method(tmp_path):
     (tmp_path / "r.csv").write_text("params,tokens,loss\n1e6,1e9,3.0\n")
     res = CliRunner().invoke(app, ["fit", str(tmp_path / "r.csv"), "--interval", "normal"])
     assert res.exit_code != 0 and "--interval" in str(res.exception)
+
+
+
+def _main(capsys, args) -> tuple[int, str]:
+    """Exit code and stderr of the console entry point (the CLI's one error boundary)."""
+    from tenfold.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--quiet", "plmscale", *args])
+    return stop.value.code, capsys.readouterr().err
+
+
+BAD_CSVS = {"empty": b"", "binary": bytes(range(255, 0, -1)) * 4, "header only": b"tokens,loss,params\n",
+            "truncated": b'tokens,loss,params\n"100,1e6\n', "text in a number column": b"tokens,loss,params\n1e3,x,3\n"}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CSVS))
+def test_cli_refuses_bad_csv_files_in_one_line_naming_the_file(tmp_path, capsys, kind):
+    """fit and transfer (either curve) exit 2 with one line that names the file, never a traceback."""
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(BAD_CSVS[kind])
+    good = tmp_path / "curve.csv"
+    good.write_text("tokens,loss\n1000,3.0\n2000,2.9\n4000,2.8\n")
+    for args in (["fit", str(bad)], ["transfer", str(bad), str(good)], ["transfer", str(good), str(bad)]):
+        code, err = _main(capsys, args)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and str(bad) in err, (args, err)
+
+
+def test_cli_plan_refuses_a_fit_file_that_is_not_a_fit(tmp_path, capsys):
+    for name, content in (("garbage.json", bytes(range(255, 0, -1))), ("empty.json", b""), ("list.json", b"[1, 2]"),
+                          ("partial.json", b'{"law": "isoflop"}')):
+        (tmp_path / name).write_bytes(content)
+        for extra in ([], ["--objective", "mlm", "--transfer"]):
+            code, err = _main(capsys, ["plan", "--flops", "1e20", "--fit", str(tmp_path / name), *extra])
+            assert code == 2 and len(err.strip().splitlines()) == 1, (name, extra, err)

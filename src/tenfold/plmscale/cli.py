@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import typer
 
-from tenfold.core.commands import add_standard_commands
+from tenfold.core.commands import add_standard_commands, seed_option
 from tenfold.core.errors import InputError
+from tenfold.core.runtime import work_starts
+
+MAX_BOOTSTRAP = 100_000  # resamples: each refits the law (~0.01-0.1 s), so this is hours already
 
 app = typer.Typer(help="Compute-optimal protein language models (Cheng et al. 2024): fit scaling laws, plan budgets, "
                        "CLM->MLM transfer, IsoFLOP sweeps.", no_args_is_help=True)
@@ -25,10 +29,12 @@ def fit(
                                 "with --paper-table the paper's released isoflop_points.csv."),
     law: str = typer.Option("parametric", help="parametric (E + A/N^alpha + B/D^beta) or isoflop (profiles + power laws)."),
     out: Path = typer.Option(None, help="Write the fit (coefficients and 95% intervals) to this JSON file."),
-    bootstrap: int = typer.Option(100, help="Bootstrap resamples for the intervals (0: none)."),
-    drop_highest_loss: int = typer.Option(0, help="Drop this many highest-loss runs first (Besiroglu et al. drop 5)."),
-    starts: int = typer.Option(50, help="L-BFGS-B starts: the best of Hoffmann's 4500-point grid (4500: all)."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    bootstrap: int = typer.Option(100, min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the intervals (0: none)."),
+    drop_highest_loss: int = typer.Option(0, min=0, max=10**6, help="Drop this many highest-loss runs first "
+                                          "(Besiroglu et al. drop 5)."),
+    starts: int = typer.Option(50, min=1, max=4500, help="L-BFGS-B starts: the best of Hoffmann's 4500-point grid "
+                               "(4500: all)."),
+    seed: int = seed_option("Bootstrap seed."),
     interval: str = typer.Option("percentile", help="Parametric bootstrap interval: percentile, basic or bca."),
     method: str = typer.Option("raw", help="IsoFLOP minimum per budget: raw (the lowest-loss run, as the paper) or "
                                "parabola (vertex in log N, Hoffmann's Approach 2)."),
@@ -48,15 +54,12 @@ def fit(
         raise InputError(f"--method must be one of {', '.join(F.ISOFLOP_METHODS)}, got {method!r}")
     if init not in (None, "paper"):
         raise InputError(f"--init must be 'paper' (the paper's single start) or left out, got {init!r}")
-    for name, value, low in (("bootstrap", bootstrap, 0), ("starts", starts, 1), ("drop-highest-loss", drop_highest_loss, 0),
-                             ("seed", seed, 0)):
-        if not low <= value <= 10**6:
-            raise InputError(f"--{name} must be between {low} and 1000000, got {value}")
     if objective not in ("clm", "mlm"):
         raise InputError(f"--objective must be clm or mlm, got {objective!r}")
     if out is not None and out.is_dir():
         raise InputError(f"--out {out} is a folder: give a JSON file name")
     table = F.load_paper_isoflop_table(runs, objective) if paper_table else F.load_runs(runs, drop_highest_loss)
+    work_starts("the fit")
     if law == "parametric":
         result = F.fit_parametric(table, top_starts=starts)
         if bootstrap:
@@ -126,15 +129,21 @@ def transfer(
     """Effectively transferred tokens D_t = D_e - D_f along a transferred run (and the law when sizes vary)."""
     import pandas as pd
 
+    from tenfold.plmscale.fit import numeric_column, read_csv_table
     from tenfold.plmscale.transfer import effectively_transferred_tokens, fit_transfer_law
 
+    if params is not None and not (params == params and 0 < params < float("inf")):
+        raise InputError(f"--params must be a positive number, got {params}")
     frames = []
     for p in (scratch, finetuned):
-        if not p.is_file():
-            raise InputError(f"{p} does not exist: give a CSV with columns tokens,loss")
-        f = pd.read_csv(p)
+        f = read_csv_table(p, "columns tokens,loss (a learning curve)")
         if not {"tokens", "loss"} <= set(f.columns):
-            raise InputError(f"{p} lacks columns tokens,loss (found {list(f.columns)})")
+            raise InputError(f"{p} lacks columns tokens,loss (found {list(f.columns)[:10]})")
+        for c in ("tokens", "loss", "params"):
+            if c in f.columns:
+                f[c] = numeric_column(f, c, p)
+                if not (np.isfinite(f[c]) & (f[c] > 0)).all():
+                    raise InputError(f"{p}: column {c!r} must be finite and positive in every row")
         frames.append(f)
     s, t = frames
     d_t = effectively_transferred_tokens(t["tokens"], t["loss"], s["tokens"], s["loss"])
@@ -155,7 +164,7 @@ def sweep(
                                "the quick profile's windows per budget)."),
     objectives: str = typer.Option("clm,mlm", help="clm, mlm or both."),
     max_sequences: int = typer.Option(None, help="Use only the first N sequences."),
-    seed: int = typer.Option(0, help="Seed."),
+    seed: int = seed_option("Seed of every run's initialisation, batches and masks."),
     lr: float = typer.Option(None, help="Peak learning rate (default: the quick profile's)."),
     seq_len: int = typer.Option(128, help="Tokens per training window."),
     batch_size: int = typer.Option(16, help="Windows per optimiser step."),
@@ -199,8 +208,8 @@ def sweep(
             raise ValueError("budgets must be positive FLOP counts below 1e30")
         if not (2 <= seq_len <= 65536 and 1 <= batch_size <= 65536):
             raise ValueError("--seq-len must be in [2, 65536] and --batch-size in [1, 65536]")
-        if not 1 <= workers <= 256 or seed < 0:
-            raise ValueError("--workers must be in [1, 256] and --seed non-negative")
+        if not 1 <= workers <= 256:
+            raise ValueError("--workers must be in [1, 256]")
         if lr is not None and not 0 < lr < 10:
             raise ValueError("--lr must be in (0, 10)")
         if max_sequences is not None and max_sequences < 2:

@@ -333,7 +333,7 @@ def configs(profile: str, seed: int, synthetic: bool):
     proteins = load_proteins("synthetic-proteins" if synthetic else None)
     if profile == "quick":
         cfg = SweepConfig(seed=seed)
-        return proteins, cfg, TransferConfig(seed=seed), {"n_boot": 200, "recovery": (12, 40)}
+        return proteins, cfg, TransferConfig(seed=seed), {"n_boot": 100, "recovery": (8, 30)}
     cfg = SweepConfig(budgets=tuple(c for c, _ in FULL_WINDOWS), budget_shapes=FULL_WINDOWS, seed=seed, workers=2)
     tcfg = TransferConfig(shapes=((12, 1), (16, 1), (24, 1), (32, 1)), clm_tokens=(2e6, 5e6, 2e7), mlm_tokens=2e7,
                           checkpoints=8, seed=seed, workers=2)

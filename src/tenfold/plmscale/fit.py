@@ -48,6 +48,38 @@ def single_thread_blas(fn):
     return wrapper
 
 
+def read_csv_table(path, expected: str):
+    """A CSV file as a DataFrame with at least one row; a missing, empty, binary or malformed file raises
+    one InputError naming the file and `expected` (what it should hold)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file: give a CSV with {expected}")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError as err:
+        raise InputError(f"{path} is empty: give a CSV with {expected}") from err
+    except (ValueError, UnicodeDecodeError) as err:  # pandas' ParserError is a ValueError
+        raise InputError(f"{path} is not a readable CSV table ({str(err).splitlines()[0][:120]}): give a CSV "
+                         f"with {expected}") from err
+    if frame.empty:
+        raise InputError(f"{path} has a header but no rows: give a CSV with {expected}")
+    return frame
+
+
+def numeric_column(frame, column: str, source) -> np.ndarray:
+    """`frame[column]` as float64; text that is not a number raises InputError naming `source`."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(np.isnan(values) & frame[column].notna().to_numpy())
+    if len(bad):
+        raise InputError(f"{source}: column {column!r} holds non-numbers (rows {bad[:5].tolist()}, e.g. "
+                         f"{str(frame[column].iloc[bad[0]])[:40]!r})")
+    return values
+
+
 def load_runs(source, drop_highest_loss: int = 0):
     """A runs table (CSV path or DataFrame) -> DataFrame with params, tokens, flops, loss (all > 0).
 
@@ -57,17 +89,16 @@ def load_runs(source, drop_highest_loss: int = 0):
     import pandas as pd
 
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(f"runs table {path} does not exist: give a CSV with columns params,tokens,loss[,flops]")
-        frame = pd.read_csv(path)
+        where = f"runs table {source}"
+        frame = read_csv_table(source, "columns params,tokens,loss[,flops]")
     else:
+        where = "runs table"
         frame = pd.DataFrame(source).copy()
     cols = {}
     for name, aliases in COLUMN_ALIASES.items():
         for a in aliases:
             if a in frame.columns:
-                cols[name] = frame[a].astype(float)
+                cols[name] = pd.Series(numeric_column(frame, a, where))
                 break
     if "params" not in cols or "loss" not in cols or ("tokens" not in cols and "flops" not in cols):
         raise InputError(f"runs table lacks columns: need params, loss and tokens (or flops); found {list(frame.columns)}")
@@ -78,7 +109,7 @@ def load_runs(source, drop_highest_loss: int = 0):
     runs = pd.DataFrame({k: cols[k].to_numpy() for k in ("params", "tokens", "flops", "loss")})
     for extra in OPTIONAL_COLUMNS:  # a sweep's nominal budget, both FLOP counts, the unique tokens it drew from
         if extra in frame.columns:
-            runs[extra] = frame[extra].astype(float).to_numpy()
+            runs[extra] = numeric_column(frame, extra, where)
     for k in runs.columns:
         bad = runs.index[~(np.isfinite(runs[k]) & (runs[k] > 0))]
         if len(bad):
@@ -623,13 +654,7 @@ def load_paper_isoflop_table(path, objective: str):
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"IsoFLOP table {path} does not exist: give the paper's isoflop_points.csv (columns "
-                         f"{', '.join(PAPER_TABLE_COLUMNS)})")
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"{path} is not a CSV table: {str(err).splitlines()[0]}") from err
+    frame = read_csv_table(path, f"the paper's isoflop_points.csv columns {', '.join(PAPER_TABLE_COLUMNS)}")
     missing = [c for c in PAPER_TABLE_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"{path} lacks columns {missing}: the paper's table has {', '.join(PAPER_TABLE_COLUMNS)}")

@@ -102,16 +102,24 @@ def plan(flops: float, objective: str = "clm", fit: dict | str | os.PathLike | N
             path = Path(fit)
             if not path.is_file():
                 raise InputError(f"fit file {path} does not exist: write one with `tenfold plmscale fit RUNS.csv --out FIT.json`")
-            fit = json.loads(path.read_text(encoding="utf-8"))
-        if fit.get("law") == "isoflop":
-            n = fit["n_opt"]["k"] * flops ** fit["n_opt"]["p"]
-            d = fit["d_opt"]["k"] * flops ** fit["d_opt"]["p"]
-        elif fit.get("law") == "parametric":
-            n, d = _parametric_opt(fit, flops)
-        else:
-            raise InputError(f"fit has law {fit.get('law')!r}: expected 'parametric' or 'isoflop' (a FIT.json from `plmscale fit`)")
-        rng, source, name = fit.get("flops_range", [flops, flops]), fit.get("source", "user fit"), f"user {fit['law']}"
-        n_iv, d_iv = _interval(fit, flops, "n"), _interval(fit, flops, "d")
+            from tenfold.core.io import read_json
+
+            fit = read_json(path)
+        if not isinstance(fit, dict) or fit.get("law") not in ("isoflop", "parametric"):
+            law = fit.get("law") if isinstance(fit, dict) else type(fit).__name__
+            raise InputError(f"fit has law {law!r}: expected 'parametric' or 'isoflop' (a FIT.json from `plmscale fit`)")
+        try:
+            if fit["law"] == "isoflop":
+                n = fit["n_opt"]["k"] * flops ** fit["n_opt"]["p"]
+                d = fit["d_opt"]["k"] * flops ** fit["d_opt"]["p"]
+            else:
+                n, d = _parametric_opt(fit, flops)
+            rng, source, name = fit.get("flops_range", [flops, flops]), fit.get("source", "user fit"), f"user {fit['law']}"
+            n_iv, d_iv = _interval(fit, flops, "n"), _interval(fit, flops, "d")
+            rng = [float(rng[0]), float(rng[1])]
+        except (KeyError, TypeError, IndexError, ValueError) as err:
+            raise InputError(f"the {fit['law']} fit lacks or garbles a field ({type(err).__name__}: {err}): give a "
+                             "FIT.json written by `tenfold plmscale fit --out`") from err
     extrapolated = not (rng[0] <= flops <= rng[1])
     if extrapolated:
         warnings.warn(f"budget {flops:.3g} FLOPs is outside the fitted range [{rng[0]:.3g}, {rng[1]:.3g}]: "
@@ -185,14 +193,18 @@ def plan_compute_split(flops: float, fit: dict | str | os.PathLike, params: floa
         fit = read_json(path)
     if not isinstance(fit, dict) or fit.get("law") != "transfer_split" or not fit.get("sizes"):
         raise InputError("the fit is not a transfer_split fit (a transfer_fit.json from `plmscale reproduce`)")
-    sizes = {float(k): v for k, v in fit["sizes"].items()}
-    n = max(sizes) if params is None else float(params)
-    if n not in sizes:
-        raise InputError(f"--params {params:g} is not a size of the transfer fit: choose one of "
-                         f"{', '.join(f'{s:g}' for s in sorted(sizes))}")
-    size, law = {**sizes[n], "params": n}, fit.get("transfer")
-    grid = np.linspace(0.0, 0.999, 1000)
-    losses = split_loss(grid, flops, size, law)
+    try:
+        sizes = {float(k): v for k, v in fit["sizes"].items()}
+        n = max(sizes) if params is None else float(params)
+        if n not in sizes:
+            raise InputError(f"--params {params:g} is not a size of the transfer fit: choose one of "
+                             f"{', '.join(f'{s:g}' for s in sorted(sizes))}")
+        size, law = {**sizes[n], "params": n}, fit.get("transfer")
+        grid = np.linspace(0.0, 0.999, 1000)
+        losses = split_loss(grid, flops, size, law)
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise InputError(f"the transfer fit lacks or garbles a field ({type(err).__name__}: {err}): give the "
+                         "transfer_fit.json that `tenfold plmscale reproduce` writes") from err
     i = int(np.argmin(losses))
     share = float(grid[i])
     if law is not None and 0 < i < len(grid) - 1:  # refine between the grid neighbours

@@ -44,8 +44,8 @@ class TransferConfig:
     """The quick profile's transfer experiment (the paper's: 470M-10.7B models, 10B-200B+ tokens)."""
 
     shapes: tuple[tuple[int, int], ...] = ((8, 1), (16, 1))  # (hidden, layers), ESM backbone
-    clm_tokens: tuple[float, ...] = (1e5, 4e5)  # CLM pre-training amounts, one CLM run (own cosine schedule) each
-    mlm_tokens: float = 6e5  # MLM tokens of each learning curve (scratch and transferred)
+    clm_tokens: tuple[float, ...] = (1e5, 2e5)  # CLM pre-training amounts, one CLM run (own cosine schedule) each
+    mlm_tokens: float = 3e5  # MLM tokens of each learning curve (scratch and transferred)
     checkpoints: int = 6  # log-spaced evaluation points along the MLM runs
     seq_len: int = 128
     batch_size: int = 16
