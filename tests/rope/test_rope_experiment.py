@@ -72,12 +72,14 @@ def test_contrast_claim_holds_when_growing_depth_is_clearly_better_and_not_for_a
 def test_job_list_covers_every_cell_and_ids_are_unique():
     jobs = all_jobs(PROFILES["quick"].sweep, seed=0, rope_seeds=3)
     ids = [j.id for j in jobs]
-    assert len(ids) == len(set(ids)) == (3 + 1 + 1) * 2 * 3 + 5
-    assert {j.params["position"] for j in jobs if j.params["kind"] == "depth"} == {"rope", "nope", "alibi"}
+    assert len(ids) == len(set(ids)) == 3 * 2 * 3 + 5
+    encodings = all_jobs(PROFILES["quick-encodings"].sweep, seed=0)
+    assert {j.params["position"] for j in encodings} == {"rope", "nope", "alibi"}
+    assert {j.id for j in encodings if j.params["position"] == "rope"} <= set(ids)  # shared with quick: reused
     res = CliRunner().invoke(app, ["sweep", "--profile", "quick", "--list"])
     assert res.exit_code == 0 and [json.loads(line)["id"] for line in res.output.splitlines()] == ids
     res = CliRunner().invoke(app, ["sweep", "--profile", "quick", "--run-index", str(len(ids)), "--out", "x"])
-    assert res.exit_code != 0 and "out of range: this sweep has 35 jobs, 0 to 34" in str(res.exception)
+    assert res.exit_code != 0 and "out of range: this sweep has 23 jobs, 0 to 22" in str(res.exception)
 
 
 def test_smoke_sweep_has_clean_splits_every_curve_and_its_claims(tmp_path):

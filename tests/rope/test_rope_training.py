@@ -62,3 +62,5 @@ def test_bfloat16_evaluation_leaves_the_model_in_float32():
     model = FormulaTransformer(ModelConfig.sized(len(vocab), 16, 1))
     low = answer_accuracy(model, data, dtype=torch.bfloat16)
     assert low.shape == (20,) and model.embed.weight.dtype == torch.float32
+    assert low.dtype == torch.float64  # 19 of 20 right reads as exactly 0.95, so it meets a 0.95 target
+    assert torch.tensor([1.0] * 19 + [0.0], dtype=low.dtype).mean().item() >= 0.95

@@ -106,9 +106,13 @@ def all_jobs(spec: SweepSpec, seed: int, rope_seeds: int | None = None) -> list[
     return depth_jobs(spec, seed, rope_seeds) + contrast_jobs(spec, seed)
 
 
+JOB_FORMAT = 2  # bumped whenever a job's computation changes, so files from older code are rerun
+
+
 def fingerprint(spec: SweepSpec, job: Job, eval_seed: int) -> str:
-    """A hash of everything that changes the job's numbers (its parameters, the sweep settings, the split seed)."""
-    relevant = {"job": job.params, "eval_seed": eval_seed, "layers": spec.layers, "width": spec.width,
+    """A hash of everything that changes the job's numbers (its parameters, the sweep settings, the split seed,
+    the job code's format)."""
+    relevant = {"format": JOB_FORMAT, "job": job.params, "eval_seed": eval_seed, "layers": spec.layers, "width": spec.width,
                 "n": [spec.n_train, spec.n_val, spec.n_test], "train": asdict(spec.train),
                 "contrast": asdict(spec.contrast) if spec.contrast and job.params["kind"] == "contrast" else None}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
