@@ -26,20 +26,26 @@ def _table(seed: int, names, shift: dict | None = None, columns: int = SEEDS) ->
 
 def _tables(shift_sim=None, shift_logged=None, headroom=0.03):
     sim = _table(0, SIM_MODELS, shift_sim)
-    sim.update(_table(0, ("oracle-beta", "oracle-mean"), {"oracle-beta": headroom}, columns=1))
+    sim.update(_table(0, ("oracle-beta", "oracle-mean", "oracle-sort"), {"oracle-beta": headroom}, columns=1))
     return sim, _table(1, ("relife", *BASELINE_NAMES), shift_logged)
 
 
-def _verdicts(sim, logged) -> dict:
+def _verdicts(sim, logged, control=None) -> dict:
     result = Result(method="relife", kind="reproduce", paper={})
-    add_claims(result, sim, logged, SEEDS)
+    add_claims(result, sim, logged, SEEDS, control)
     return {c.id: c.verdict for c in result.claims}
+
+
+def _control(sim, gain: float) -> dict:
+    """RELIFE and RELIFE without the extractor at beta = 0: the extractor gains `gain` there."""
+    return {"relife": sim["relife"], "relife-no-cpe": {m: v - gain for m, v in sim["relife"].items()}}
 
 
 def test_every_claim_holds_when_ours_is_clearly_better():
     ahead = {m: -0.05 for m in SIM_MODELS if m != "relife"}
-    verdicts = _verdicts(*_tables(ahead, {m: -0.05 for m in BASELINE_NAMES}))
-    assert len(verdicts) == 8 + 8 + 1 + 4 + 1
+    sim, logged = _tables(ahead, {m: -0.05 for m in BASELINE_NAMES})
+    verdicts = _verdicts(sim, logged, _control(sim, 0.0))
+    assert len(verdicts) == 8 + 8 + 1 + 4 + 1 + 1
     assert set(verdicts.values()) == {"holds"}, verdicts
 
 
@@ -79,3 +85,22 @@ def test_negative_control_an_ablation_that_is_no_worse_does_not_hold(worse):
         assert verdicts["sim_ablation_no_cpe"] == "holds" and verdicts["sim_cpe_headroom_share"] == "holds"
     else:
         assert verdicts["sim_ablation_no_cpe"] != "holds" and verdicts["sim_cpe_headroom_share"] != "holds"
+
+
+def test_negative_control_an_extractor_gain_as_large_without_substitution_does_not_hold():
+    sim, logged = _tables({"relife-no-cpe": -0.05})
+    same = {m: sim[m] for m in ("relife", "relife-no-cpe")}  # the beta = 0 run gains exactly as much
+    assert _verdicts(sim, logged, same)["sim_cpe_gain_needs_substitution"] != "holds"
+    assert _verdicts(sim, logged, _control(sim, 0.0))["sim_cpe_gain_needs_substitution"] == "holds"
+
+
+def test_the_interval_covers_the_training_noise_not_only_the_test_lists():
+    from tenfold.relife.experiment import lists_and_seeds_interval
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.9, (2000, 1))
+    ours = base + np.array([[0.02, -0.01, 0.0]])  # seeds disagree; every list agrees within a seed
+    ref = base + rng.normal(0, 1e-4, (2000, 3))
+    interval = lists_and_seeds_interval(ours, ref)
+    assert interval.lo < 0 < interval.hi  # the list bootstrap alone would exclude 0
+    assert "3 seeds" in interval.evidence and "paired t" in interval.evidence

@@ -119,6 +119,6 @@ def test_reproduce_smoke_profile_writes_every_model_claim_and_the_plot(tmp_path)
     result = reproduce("smoke", 0, tmp_path)
     assert set(result.metrics["simulated"]) == set(MODELS) | {"oracle-beta", "oracle-history", "oracle-mean", "oracle-sort"}
     assert "relife-no-cpe" not in result.metrics["logged"] and "relife" in result.metrics["logged"]
-    assert len(result.claims) == 22 and (tmp_path / "relife_ndcg5.png").is_file()
+    assert len(result.claims) == 23 and (tmp_path / "relife_ndcg5.png").is_file()
     assert all(c.interval is not None and c.evidence for c in result.claims)
     assert result.metrics["overlap"]["simulated"] == {"test_in_train": 0, "test_in_val": 0}

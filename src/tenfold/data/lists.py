@@ -591,8 +591,10 @@ def posterior_beta(click: ClickModel, relevance: np.ndarray, cats: np.ndarray, m
 
 
 def build_simulated_lists(dataset, cfg: ListConfig = ListConfig(), sim: SimulatorConfig = SimulatorConfig(),
-                          truth: MFRanker | None = None, ranker: MFRanker | None = None) -> ListSplits:
-    """Exposures from the initial ranker (+ noise) over popularity-sampled pools, clicks from `sim.click`.
+                          truth: MFRanker | None = None) -> ListSplits:
+    """Exposures from a simulated initial ranker (logit r + a per-(user, genre) error + fresh noise) over
+    popularity-sampled pools, clicks from `sim.click`. The exposures do not depend on `sim.beta` (the
+    same seed gives the same lists for every beta; only the intents and clicks change).
 
     Per user `sim.lists_per_user` lists in time order: the last `sim.test_lists` are test, the one before
     validation, the rest training. `relevance`, `beta` and `beta_history` let any re-ranked order be
@@ -601,7 +603,6 @@ def build_simulated_lists(dataset, cfg: ListConfig = ListConfig(), sim: Simulato
     inter = dataset.inter
     genre = _genre_of(dataset)
     truth = truth or fit_ground_truth(dataset, cfg)
-    ranker = ranker or fit_initial_ranker(dataset, cfg)
     users = sorted(inter["user_id"].astype(str).unique().tolist())
     if cfg.max_users is not None:
         users = users[: cfg.max_users]

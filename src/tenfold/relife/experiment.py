@@ -154,19 +154,38 @@ def summarise(per_list: dict, record: dict | None = None) -> dict:
     return out
 
 
-def add_claims(result: Result, simulated: dict, logged: dict, seeds: int) -> None:
-    """The comparison claims of the issue, each with a paired bootstrap interval over test lists
-    (columns = seeds). `simulated` / `logged`: {model: {metric: (lists, seeds) array}} (oracles in
-    `simulated` have one column). Pure in its inputs, so tests can feed it nulls."""
-    from tenfold.core.stats import one_sample, paired_bootstrap
+def lists_and_seeds_interval(ours: np.ndarray, ref: np.ndarray):
+    """A 95% interval of ours - ref, (lists, seeds) arrays on the same test lists, that must survive both
+    noises: the hull of a paired bootstrap over test lists (per-list values averaged over the seeds: the
+    test-set noise) and, when both sides have 2+ seeds, a paired t interval over the per-seed means (each
+    seed a fresh training run: the training noise). A verdict holds only if both intervals exclude 0."""
+    from tenfold.core.stats import Interval, paired_bootstrap, seed_interval
+
+    seeds = max(ours.shape[1], ref.shape[1])
+    boot = paired_bootstrap(ours.mean(1), ref.mean(1), unit="test list", seeds=seeds)
+    words = f"{boot.evidence} (per-list values averaged over seeds) [{boot.lo:+.4f}, {boot.hi:+.4f}]"
+    if ours.shape[1] < 2 or ours.shape[1] != ref.shape[1]:
+        return Interval(boot.lo, boot.hi, boot.estimate, words, boot.units, seeds)
+    per_seed = seed_interval(ours.mean(0), ref.mean(0), what="one training run each")
+    return Interval(min(boot.lo, per_seed.lo), max(boot.hi, per_seed.hi), boot.estimate,
+                    f"hull of a {words} and a {per_seed.evidence} [{per_seed.lo:+.4f}, {per_seed.hi:+.4f}]",
+                    boot.units, seeds)
+
+
+def add_claims(result: Result, simulated: dict, logged: dict, seeds: int, control: dict | None = None) -> None:
+    """The comparison claims of the issue, each with `lists_and_seeds_interval`. `simulated` / `logged`:
+    {model: {metric: (lists, seeds) array}} (oracles in `simulated` have one column); `control`: the same
+    for RELIFE and RELIFE without the comparison extractor trained on the same lists simulated with
+    beta = 0. Pure in its inputs, so tests can feed it nulls."""
+    from tenfold.core.stats import Interval, one_sample, seed_interval
 
     def compare(cid: str, statement: str, table: dict, ours: str, ref: str, ref_name: str, metric: str) -> None:
         if ours not in table or ref not in table:
             return
         a, b = table[ours][metric], table[ref][metric]
-        interval = paired_bootstrap(a.mean(1), b.mean(1), unit="test list", seeds=max(a.shape[1], b.shape[1]))
+        interval = lists_and_seeds_interval(a, b)
         result.claim(cid, statement, float(a.mean()), float(b.mean()), ref_name, better="higher", interval=interval,
-                     evidence=interval.evidence + " (per-list values averaged over seeds)")
+                     evidence=interval.evidence)
 
     for regime, table, where in (("sim", simulated, "on the simulator's intent labels"),
                                  ("logged", logged, "on logged ML-100K labels")):
@@ -182,18 +201,34 @@ def add_claims(result: Result, simulated: dict, logged: dict, seeds: int) -> Non
         compare(f"sim_ablation_{name.removeprefix('relife-').replace('-', '_')}",
                 f"RELIFE's NDCG@5 on the simulator is above RELIFE with {label} (null: the module earns nothing)",
                 simulated, "relife", name, f"RELIFE, {label}", "ndcg@5")
-    needed = ("relife", "relife-no-cpe", "oracle-beta", "oracle-mean")
+    needed = ("relife", "relife-no-cpe", "oracle-beta", "oracle-sort")
     if all(k in simulated for k in needed):
         cols = np.stack([simulated[k]["ndcg@5"].mean(1) for k in needed], 1)
+        gap = cols[:, 2].mean() - cols[:, 3].mean()
 
         def share(m: np.ndarray) -> float:
-            gap = m[:, 2].mean() - m[:, 3].mean()
-            return float((m[:, 0].mean() - m[:, 1].mean()) / gap) if gap > 0 else 0.0
+            g = m[:, 2].mean() - m[:, 3].mean()
+            return float((m[:, 0].mean() - m[:, 1].mean()) / g) if g > 0 else 0.0
 
-        interval = one_sample(cols, 0.0, statistic=share, unit="test list", seeds=seeds)
+        boot = one_sample(cols, 0.0, statistic=share, unit="test list", seeds=seeds)
+        interval, words = boot, f"{boot.evidence} (per-list values averaged over seeds) [{boot.lo:+.3f}, {boot.hi:+.3f}]"
+        gains = simulated["relife"]["ndcg@5"].mean(0) - simulated["relife-no-cpe"]["ndcg@5"].mean(0)
+        if gains.size >= 2 and gap > 0:
+            per_seed = seed_interval(gains / gap, np.zeros_like(gains), what="one training run each, the oracles fixed")
+            words = f"hull of a {words} and a {per_seed.evidence} [{per_seed.lo:+.3f}, {per_seed.hi:+.3f}]"
+            interval = Interval(min(boot.lo, per_seed.lo), max(boot.hi, per_seed.hi), boot.estimate, words, boot.units, seeds)
         result.claim("sim_cpe_headroom_share", "The comparison extractor's NDCG@5 gain (RELIFE minus RELIFE without it) "
-                     "is a positive share of the oracle's headroom (oracle with beta_u minus oracle with the mean beta); "
-                     "null: a share of 0", share(cols), 0.0, "no share", better="higher", interval=interval)
+                     "is a positive share of the simulator's comparison headroom (the oracle that knows beta_u minus "
+                     "sorting by r); null: a share of 0", share(cols), 0.0, "no share", better="higher",
+                     interval=interval, evidence=words)
+    if control and all(k in simulated and k in control for k in ("relife", "relife-no-cpe")):
+        gain = simulated["relife"]["ndcg@5"] - simulated["relife-no-cpe"]["ndcg@5"]
+        gain0 = control["relife"]["ndcg@5"] - control["relife-no-cpe"]["ndcg@5"]
+        interval = lists_and_seeds_interval(gain, gain0)
+        result.claim("sim_cpe_gain_needs_substitution", "The comparison extractor's NDCG@5 gain is larger on the "
+                     "simulator with the substitution effect than on the same lists simulated without it (beta = 0); "
+                     "null: the gain does not come from the comparison effect", float(gain.mean()), float(gain0.mean()),
+                     "the gain at beta = 0", better="higher", interval=interval, evidence=interval.evidence)
 
 
 def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, models: tuple[str, ...] | None = None) -> Result:
@@ -220,10 +255,20 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
         seed_everything(seed)
         data = load_atomic("ml-100k")
         say("relife: simulated lists (per-user substitution)")
-        sim = build_simulated_lists(data, lists_cfg, sim_cfg, truth=fit_ground_truth(data, lists_cfg))
+        truth = fit_ground_truth(data, lists_cfg)
+        sim = build_simulated_lists(data, lists_cfg, sim_cfg, truth=truth)
         uniforms = evaluation_uniforms(sim.test.mask.shape, p.draws, seed + 1000)
         simulated, sim_record = run_regime(sim, sim_models, p, seed_list, p.signal, uniforms)
         simulated.update({k: {m: v[:, None] for m, v in table.items()} for k, table in oracle_metrics(sim, uniforms).items()})
+        control, control_record, same_lists = {}, {}, None
+        control_models = tuple(m for m in ("relife", "relife-no-cpe") if m in sim_models)
+        if len(control_models) == 2 and p.beta > 0:
+            say("relife: control, the same lists simulated without substitution (beta = 0)")
+            sim0 = build_simulated_lists(data, lists_cfg, replace(sim_cfg, beta=0.0), truth=truth)
+            same_lists = bool(np.array_equal(sim0.test.items, sim.test.items) and np.array_equal(sim0.test.user, sim.test.user))
+            if not same_lists:
+                raise RuntimeError("the beta = 0 control must score the same test lists as the main simulation")
+            control, control_record = run_regime(sim0, control_models, p, seed_list, p.signal, uniforms)
         say("relife: logged ML-100K lists")
         logged_splits = build_logged_lists(data, lists_cfg, ranker=fit_initial_ranker(data, lists_cfg))
         logged, logged_record = run_regime(logged_splits, logged_models, p, seed_list, "labels", None)
@@ -233,6 +278,10 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
                         "logged": {k: logged_splits.info[k] for k in ("train_lists", "val_lists", "test_lists")}},
                "overlap": {"simulated": split_overlap(sim), "logged": split_overlap(logged_splits)}}
     metrics["headroom"] = headroom(metrics["simulated"])
+    if control:
+        metrics["control_beta0"] = {**summarise(control, control_record), "same_test_lists": same_lists}
+        metrics["headroom"]["cpe_gain_at_beta0"] = (metrics["control_beta0"]["relife"]["ndcg@5"]
+                                                    - metrics["control_beta0"]["relife-no-cpe"]["ndcg@5"])
     result = Result(method="relife", kind="reproduce", paper=PAPER, profile=profile, seed=seed, seeds=seed_list,
                     metrics=metrics,
                     config={"profile": asdict(p), "lists": asdict(lists_cfg), "simulator": sim_cfg.record(),
@@ -245,7 +294,7 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
                                                             f"+ N(0, {p.ranker_noise}^2)",
                                                "logged": "matrix factorisation on each user's earliest 30% of lists"},
                             "ground_truth": f"matrix factorisation on all ML-100K ratings, frozen; r = sigmoid({sim_cfg.truth_sharpness} * logit)"})
-    add_claims(result, simulated, logged, n_seeds)
+    add_claims(result, simulated, logged, n_seeds, control)
     result.notes += [
         "RELIFE's module equations are a reconstruction (the paper's full text was not readable offline); see docs/relife.md.",
         "Simulated regime: synthetic clicks and intents from an MF ground truth fit on ML-100K, PBM/cascade position bias "
@@ -254,26 +303,35 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
         "Logged regime: lists are consecutive MovieLens-100K ratings (pseudo-exposures); metrics assume labels do not "
         "depend on the displayed position.",
         f"Seeds {seed_list} vary model initialisation and batch order; the lists (and the simulator's draws) are the same "
-        "for every seed, so intervals bootstrap the test lists with per-list values averaged over seeds.",
+        "for every seed. Each interval is the hull of a paired bootstrap over test lists (per-list values averaged "
+        "over seeds) and a paired t interval over the seeds, so a verdict holds only beyond both the test-list and "
+        "the training noise.",
+        "Control: RELIFE and RELIFE without the comparison extractor are also trained on the same lists simulated "
+        "with beta = 0 (no substitution), to check that the extractor's gain comes from the comparison effect.",
     ]
     result.artifacts.append(_plot(metrics, out))
     return result
 
 
 def headroom(sim_summary: dict) -> dict:
-    """NDCG@5 differences that split the simulator's headroom: knowing beta_u (oracle with beta_u minus
-    oracle with the mean beta), what the user's history can tell (Bayes posterior), the population-level
-    substitution (mean-beta oracle minus sorting by r), and what RELIFE's modules recover of them."""
+    """NDCG@5 differences that split the simulator's headroom: the personal part, knowing beta_u (oracle
+    with beta_u minus oracle with the mean beta), what the user's history can tell of it (Bayes posterior),
+    the population-level substitution (mean-beta oracle minus sorting by r), their sum (the comparison
+    headroom), and what RELIFE's modules recover of them."""
     ndcg = {k: v["ndcg@5"] for k, v in sim_summary.items()}
     if not all(k in ndcg for k in ORACLES):
         return {}
-    gap = ndcg["oracle-beta"] - ndcg["oracle-mean"]
-    out = {"oracle_beta_minus_mean": gap, "oracle_history_minus_mean": ndcg["oracle-history"] - ndcg["oracle-mean"],
-           "oracle_mean_minus_sort": ndcg["oracle-mean"] - ndcg["oracle-sort"]}
+    personal = ndcg["oracle-beta"] - ndcg["oracle-mean"]
+    comparison = ndcg["oracle-beta"] - ndcg["oracle-sort"]
+    out = {"oracle_beta_minus_mean": personal, "oracle_history_minus_mean": ndcg["oracle-history"] - ndcg["oracle-mean"],
+           "oracle_mean_minus_sort": ndcg["oracle-mean"] - ndcg["oracle-sort"], "oracle_beta_minus_sort": comparison}
     for name, key in (("relife-no-cpe", "cpe_gain"), ("relife-no-history", "history_gain")):
-        if "relife" in ndcg and name in ndcg and gap > 0:
+        if "relife" in ndcg and name in ndcg:
             out[key] = ndcg["relife"] - ndcg[name]
-            out[f"{key}_share_of_headroom"] = out[key] / gap
+            if personal > 0:
+                out[f"{key}_over_personal_headroom"] = out[key] / personal
+            if comparison > 0:
+                out[f"{key}_over_comparison_headroom"] = out[key] / comparison
     return out
 
 
