@@ -104,3 +104,14 @@ def test_cli_refuses_bad_input_in_one_line(tiny_lm_dir, tmp_path):
               str(bad))
     res = CliRunner().invoke(app, ["compare", str(bad)])
     assert res.exit_code != 0 and "mismatched shapes" in str(res.exception)
+
+
+def test_cli_validate_refuses_oversized_random_keys_and_seeds_before_any_work():
+    res = CliRunner().invoke(app, ["validate", "--n", "100000000", "--d", "4096"])
+    assert res.exit_code != 0 and "key coordinates" in str(res.exception)
+    res = CliRunner().invoke(app, ["validate", "--seed", "10000000000000"])
+    assert res.exit_code == 2 and "--seed" in res.output
+    res = CliRunner().invoke(app, ["validate", "--n", "300", "--d", "4", "--queries", "3", "--seed", "5"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert all(report[k]["missed_keys"] == 0 for k in ("hsr_tree", "quest_blocks", "lowrank_blocks", "lowrank_keys"))

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import typer
 
-from tenfold.core.commands import add_standard_commands
+from tenfold.core.commands import add_standard_commands, seed_option
 from tenfold.core.errors import InputError
+from tenfold.core.runtime import work_starts
+
+MAX_RANDOM_COORDS = 2**26  # validate's random keys: n x d coordinates (each tensor 256 MiB at most)
 
 app = typer.Typer(help="HSR-enhanced sparse attention (Chen et al. 2024): exact half-space reporting for ReLU^alpha "
                        "attention and top-r softmax; real KV-cache dumps and every method on them.",
@@ -31,7 +34,7 @@ def validate(
     alpha: int = typer.Option(2, help="ReLU exponent (a positive integer)."),
     bias: float = typer.Option(0.5, help="ReLU bias b."),
     queries: int = typer.Option(16, help="Random queries when the file has none."),
-    seed: int = typer.Option(0, help="Seed."),
+    seed: int = seed_option("Seed of the random keys, values and queries."),
 ) -> None:
     """Check that every index reports exactly the keys of each half-space and matches dense ReLU attention."""
     import torch
@@ -48,8 +51,9 @@ def validate(
     _positive("alpha", alpha, 16)
     if not bias == bias or abs(bias) == float("inf"):
         raise InputError(f"--bias must be a finite number, got {bias}")
-    if seed < 0:
-        raise InputError(f"--seed must be non-negative, got {seed}")
+    if keys is None and n * d > MAX_RANDOM_COORDS:
+        raise InputError(f"--n x --d is {n * d:,} key coordinates, more than {MAX_RANDOM_COORDS:,} (256 MiB of "
+                         "float32 keys): lower --n or --d")
     gen = torch.Generator().manual_seed(seed)
     if keys is not None:
         t = load_tensors(keys)
@@ -66,6 +70,7 @@ def validate(
             raise InputError(f"{keys}: values {tuple(V.shape)} and queries {tuple(Q.shape)} do not match keys {tuple(K.shape)}")
     else:
         K, V, Q = (torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen), torch.randn(queries, d, generator=gen))
+    work_starts("the validation")
     scale = K.shape[1] ** -0.5
     report = {"keys": list(K.shape), "queries": len(Q)}
     failed = False
