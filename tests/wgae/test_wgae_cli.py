@@ -139,3 +139,46 @@ def test_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
         a, b = load_tensors(whole / name), load_tensors(killed / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
+
+
+@pytest.mark.parametrize("option", ["--doc-length", "--degree"])
+@pytest.mark.parametrize("value", ["nan", "inf", "1e308", "-1"])
+def test_sample_refuses_non_finite_or_huge_rates_in_one_line(tmp_path, option, value):
+    from tenfold.core.errors import TenfoldError
+
+    r = runner.invoke(app, ["sample", "--out", str(tmp_path / "n.npz"), option, value])
+    assert isinstance(r.exception, TenfoldError) and option in str(r.exception), r.output
+    assert not (tmp_path / "n.npz").exists()
+
+
+@pytest.mark.parametrize("args", [["--seed", "-1"], ["--seed", str(2**31)], ["--nodes", "10000000000000"],
+                                  ["--words", "10000000000000"], ["--blocks", "0"]])
+def test_sample_bounds_are_checked_by_the_parser(tmp_path, args):
+    r = runner.invoke(app, ["sample", "--out", str(tmp_path / "n.npz"), *args])
+    assert r.exit_code == 2 and not (tmp_path / "n.npz").exists(), r.output
+
+
+def test_generators_refuse_sizes_that_would_not_fit():
+    from tenfold.core.errors import InputError
+    from tenfold.data.docgraph import sample_dcsbm_lda
+    from tenfold.wgae.gpgbn import sample
+
+    with pytest.raises(InputError, match="nodes x words"):
+        sample_dcsbm_lda(100_000, 100_000, topics=4)
+    with pytest.raises(InputError, match="tokens"):
+        sample(200_000, 50, (4,), doc_length=10_000.0)
+    with pytest.raises(InputError, match="finite"):
+        sample(50, 20, (4,), mean_degree=float("nan"))
+
+
+@pytest.mark.parametrize("verb", ["fit", "evaluate"])
+@pytest.mark.parametrize("content", [b"", b"\x00\xffgarbage\x13" * 40, b"PK\x03\x04truncated"])
+def test_empty_or_corrupted_data_file_is_one_line_naming_it(tmp_path, verb, content):
+    from tenfold.core.errors import InputError
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(content)
+    extra = ["--out", str(tmp_path / "o")] if verb == "fit" else []
+    r = runner.invoke(app, [verb, str(bad), *extra])
+    assert isinstance(r.exception, InputError) and str(bad) in str(r.exception), r.output
+    assert "\n" not in str(r.exception)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import math
 import os
 import posixpath
 import re
@@ -36,6 +37,10 @@ SKIP_PAGES = re.compile(r"^(genindex.*|search|py-modindex|contents|index|downloa
 TOKEN = r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b"  # words of 3+ letters; identifiers split at '_' and '.'
 LEVELS = ("page", "section")
 READER_VERSION = 2  # part of the cache key: bump when parsing changes
+# generator limits: far above any experiment here, low enough that a request fails at once instead of
+# allocating for minutes (the dcsbm-lda counts are a dense N x V array)
+MAX_NODES, MAX_WORDS, MAX_TOPICS = 200_000, 100_000, 2_000
+MAX_DOC_LENGTH, MAX_DEGREE, MAX_CELLS, MAX_TOKENS = 100_000.0, 1_000.0, 5 * 10**7, 5 * 10**7
 
 
 def python_doc_roots() -> list[Path]:
@@ -275,6 +280,24 @@ def docs_graph_statistics(net: DocumentNetwork) -> dict:
 # ---------------------------------------------------------------- DC-SBM with LDA words
 
 
+def check_generator_sizes(n_nodes: int, n_words: int, topics: tuple[int, ...], doc_length: float,
+                          mean_degree: float, dense_counts: bool = False) -> None:
+    """Refuse a synthetic network that is not finite or would not fit: one InputError saying what to change."""
+    if not all(math.isfinite(float(x)) for x in (doc_length, mean_degree)):
+        raise InputError(f"doc_length and mean_degree must be finite numbers, got {doc_length}, {mean_degree}")
+    if not 2 <= n_nodes <= MAX_NODES or not 2 <= n_words <= MAX_WORDS:
+        raise InputError(f"nodes must be 2..{MAX_NODES:,} and words 2..{MAX_WORDS:,}, got {n_nodes}, {n_words}")
+    if not topics or not all(1 <= k <= MAX_TOPICS for k in topics) or len(topics) > 8:
+        raise InputError(f"topics must be 1 to 8 layers of 1..{MAX_TOPICS} topics, got {topics}")
+    if not 0 < doc_length <= MAX_DOC_LENGTH or n_nodes * doc_length > MAX_TOKENS:
+        raise InputError(f"doc_length must be in (0, {MAX_DOC_LENGTH:g}] with nodes x doc_length <= {MAX_TOKENS:.0e} "
+                         f"tokens, got {doc_length} for {n_nodes} nodes")
+    if not 0 <= mean_degree <= min(MAX_DEGREE, n_nodes - 1):
+        raise InputError(f"mean_degree must be in [0, min({MAX_DEGREE:g}, nodes - 1)], got {mean_degree}")
+    if dense_counts and n_nodes * n_words > MAX_CELLS:
+        raise InputError(f"nodes x words must be at most {MAX_CELLS:.0e} (dense counts), got {n_nodes} x {n_words}")
+
+
 def sample_dcsbm_lda(n_nodes: int = 600, n_words: int = 500, blocks: int = 6, topics: int = 12,
                      doc_length: float = 80.0, mean_degree: float = 10.0, within: float = 0.8,
                      degree_shape: float = 2.5, alpha: float = 0.3, beta: float = 0.05,
@@ -289,11 +312,13 @@ def sample_dcsbm_lda(n_nodes: int = 600, n_words: int = 500, blocks: int = 6, to
     Words (Blei et al. 2003): topics phi_k ~ Dir(beta); block r prefers topics {r, r + B, ...} (mod K):
     theta_i ~ Dir(alpha * (0.1 + 3 * preferred)); length ~ Poisson(doc_length); words ~ Mult(Phi theta_i).
     """
+    check_generator_sizes(n_nodes, n_words, (topics,), doc_length, mean_degree, dense_counts=True)
     if n_nodes < 2 * blocks or blocks < 1 or topics < 1 or n_words < 2:
         raise InputError(f"dcsbm-lda needs n_nodes >= 2 * blocks, blocks, topics >= 1, n_words >= 2; got "
                          f"{n_nodes}, {blocks}, {topics}, {n_words}")
-    if not (0 <= within <= 1) or doc_length <= 0 or mean_degree < 0 or min(alpha, beta, degree_shape) <= 0:
-        raise InputError("within in [0, 1]; doc_length, alpha, beta, degree_shape > 0; mean_degree >= 0")
+    if not (0 <= within <= 1) or not all(math.isfinite(x) and x > 0 for x in (alpha, beta, degree_shape)):
+        raise InputError(f"within must be in [0, 1] and alpha, beta, degree_shape finite and > 0, got {within}, "
+                         f"{alpha}, {beta}, {degree_shape}")
     rng = np.random.default_rng(seed)
     group = rng.integers(0, blocks, n_nodes)
     d = rng.pareto(degree_shape, n_nodes) + 1.0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import zipfile
 from pathlib import Path
 
 import typer
 
-from tenfold.core.commands import add_standard_commands
+from tenfold.core.commands import add_standard_commands, seed_option
 from tenfold.core.errors import InputError
 
 app = typer.Typer(help="GPGBN relational topic model + Weibull graph auto-encoders (WGCAE/WGAAE) for document "
@@ -16,6 +18,7 @@ add_standard_commands(app, "wgae")
 DATA_HELP = ("A network .npz (from `tenfold wgae sample`), `python-docs-graph` (the installed Python docs), or, "
              "with --planetoid NAME, a folder of Planetoid ind.NAME.* files.")
 GENERATORS = ("gpgbn", "dcsbm")
+MAX_STEPS = 1_000_000  # epochs / Adam steps / Gibbs sweeps: far above any run here, refuses a typo at once
 
 
 def _topics(text: str) -> tuple[int, ...]:
@@ -23,8 +26,8 @@ def _topics(text: str) -> tuple[int, ...]:
         out = tuple(int(t) for t in text.split(","))
     except ValueError:
         raise InputError(f"--topics must be comma-separated layer sizes like 16,4, got {text!r}") from None
-    if not out or min(out) < 1:
-        raise InputError(f"--topics must be positive layer sizes, got {text!r}")
+    if not out or min(out) < 1 or max(out) > 2_000 or len(out) > 8:
+        raise InputError(f"--topics must be 1 to 8 layer sizes from 1 to 2000, got {text!r}")
     return out
 
 
@@ -37,7 +40,18 @@ def _load(data: Path, planetoid: str | None):
         from tenfold.data.docgraph import load_python_docs_graph
 
         return load_python_docs_graph()
-    return load_network(data)
+    if data.is_file() and data.stat().st_size == 0:
+        raise InputError(f"{data} is empty: expected a network .npz (make one with `tenfold wgae sample`)")
+    try:
+        return load_network(data)
+    except (EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise InputError(f"{data}: not a readable network .npz (truncated or corrupted): {err}") from None
+
+
+def _finite(name: str, value: float, lo: float, hi: float) -> float:
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"--{name} must be a finite number in [{lo:g}, {hi:g}], got {value}")
+    return value
 
 
 @app.command("sample")
@@ -45,28 +59,37 @@ def sample_cmd(
     out: Path = typer.Option(..., help="Where to write the network .npz."),
     generator: str = typer.Option("gpgbn", help="gpgbn (the model's own generative process) or dcsbm "
                                                 "(degree-corrected SBM links, LDA words)."),
-    nodes: int = typer.Option(800, help="Documents (nodes)."),
-    words: int = typer.Option(400, help="Vocabulary size."),
+    nodes: int = typer.Option(800, min=2, max=200_000, help="Documents (nodes)."),
+    words: int = typer.Option(400, min=2, max=100_000, help="Vocabulary size."),
     topics: str = typer.Option("16,4", help="Topics per layer, bottom first (dcsbm: one layer)."),
-    doc_length: float = typer.Option(60.0, help="Mean words per document."),
-    degree: float = typer.Option(8.0, help="Expected mean degree."),
-    blocks: int = typer.Option(6, help="dcsbm only: number of blocks."),
-    seed: int = typer.Option(0, help="Seed."),
+    doc_length: float = typer.Option(60.0, help="Mean words per document (0 < L <= 100000)."),
+    degree: float = typer.Option(8.0, help="Expected mean degree (0 <= d <= min(1000, nodes - 1))."),
+    blocks: int = typer.Option(6, min=1, max=1_000, help="dcsbm only: number of blocks."),
+    seed: int = seed_option("Seed of the generator."),
 ) -> None:
     """Draw a synthetic document network with known topics."""
+    from tenfold.core.io import ensure_writable_dir
     from tenfold.data.planetoid import save_network
 
     k = _topics(topics)
+    _finite("doc-length", doc_length, 1e-6, 100_000.0)
+    _finite("degree", degree, 0.0, min(1_000.0, nodes - 1))
+    if generator not in GENERATORS:
+        raise InputError(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
+    from tenfold.core.runtime import work_starts
+    from tenfold.data.docgraph import check_generator_sizes
+
+    check_generator_sizes(nodes, words, k, doc_length, degree, dense_counts=generator == "dcsbm")
+    ensure_writable_dir(out.parent)
+    work_starts("sampling")
     if generator == "gpgbn":
         from tenfold.wgae.gpgbn import sample
 
         net = sample(nodes, words, k, doc_length, degree, seed=seed)
-    elif generator == "dcsbm":
+    else:
         from tenfold.data.docgraph import sample_dcsbm_lda
 
         net = sample_dcsbm_lda(nodes, words, blocks, k[0], doc_length, degree, seed=seed)
-    else:
-        raise InputError(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
     save_network(net, out)
     typer.echo(f"{out}: {net.n_nodes} documents, {net.n_words} words, {net.n_edges} links; {net.report}")
 
@@ -78,11 +101,12 @@ def fit_cmd(
     planetoid: str = typer.Option(None, help="cora, citeseer or pubmed: read Planetoid raw files from DATA."),
     model: str = typer.Option("wgcae", help="wgcae, wgaae or gibbs."),
     topics: str = typer.Option("16,4", help="Topics per layer, bottom first."),
-    epochs: int = typer.Option(60, help="WGAE epochs (Phi updates) or Gibbs iterations."),
+    epochs: int = typer.Option(60, min=1, max=MAX_STEPS, help="WGAE epochs (Phi updates) or Gibbs iterations."),
     decoder: str = typer.Option("dense", help="WGAE link decoder: dense, subgraph or exact."),
-    kl_weight: float = typer.Option(1.0, help="Weight of the theta KL (0 = released code)."),
-    checkpoint_every: int = typer.Option(5, help="WGAE: save a resumable checkpoint in OUT every this many epochs."),
-    seed: int = typer.Option(0, help="Seed."),
+    kl_weight: float = typer.Option(1.0, help="Weight of the theta KL, 0..100 (0 = released code)."),
+    checkpoint_every: int = typer.Option(5, min=1, max=MAX_STEPS,
+                                         help="WGAE: save a resumable checkpoint in OUT every this many epochs."),
+    seed: int = seed_option("Seed of the model."),
 ) -> None:
     """Fit a model on all links of a network and save its topics and node factors.
 
@@ -93,8 +117,9 @@ def fit_cmd(
     from tenfold.core.accel import device_summary
     from tenfold.core.io import atomic_write_json, atomic_write_text, ensure_writable_dir, save_tensors
 
-    net = _load(data, planetoid)
     k = _topics(topics)
+    _finite("kl-weight", kl_weight, 0.0, 100.0)
+    net = _load(data, planetoid)
     ensure_writable_dir(out)
     if model == "gibbs":
         from tenfold.wgae.gpgbn import GibbsConfig, gibbs
@@ -135,8 +160,9 @@ def evaluate_cmd(
     planetoid: str = typer.Option(None, help="cora, citeseer or pubmed: read Planetoid raw files from DATA."),
     models: str = typer.Option("vgae,wgcae", help="Comma-separated: gae, vgae, gpgbn-gibbs, wgcae, wgaae."),
     topics: str = typer.Option("16,4", help="Topics per layer for the topic models (K_1 is also the GAE/VGAE size)."),
-    steps: int = typer.Option(300, help="Adam steps for every model (WGAE: a Phi update every 5); Gibbs: sweeps."),
-    seed: int = typer.Option(0, help="Seed for the split and the models."),
+    steps: int = typer.Option(300, min=5, max=MAX_STEPS,
+                              help="Adam steps for every model (WGAE: a Phi update every 5); Gibbs: sweeps."),
+    seed: int = seed_option("Seed for the split and the models."),
     out: Path = typer.Option(None, help="Optional JSON file for the metrics."),
 ) -> None:
     """85/5/10 link split, fit on train (select on validation), report test AUC/AP and clustering ACC/NMI."""
@@ -152,8 +178,6 @@ def evaluate_cmd(
     bad = [m for m in names if m not in known]
     if bad or not names:
         raise InputError(f"unknown model(s) {bad}; choose from {', '.join(known)}")
-    if steps < 5:
-        raise InputError(f"--steps must be at least 5, got {steps}")
     split = split_links(net, 0.05, 0.10, seed)
     k = _topics(topics)
     report = {}
@@ -180,7 +204,7 @@ def topics_cmd(
     model_dir: Path = typer.Argument(..., help="Folder written by `tenfold wgae fit`."),
     vocab: Path = typer.Option(None, help="Text file with one word per line (default: MODEL_DIR/vocab.txt if "
                                           "present, else word ids)."),
-    top: int = typer.Option(10, help="Words per topic."),
+    top: int = typer.Option(10, min=1, max=10_000, help="Words per topic."),
 ) -> None:
     """Print the top words of each topic per layer (upper layers projected down through Phi)."""
     import numpy as np
@@ -198,7 +222,10 @@ def topics_cmd(
     if vocab is not None:
         if not vocab.is_file():
             raise InputError(f"vocabulary file {vocab} does not exist")
-        words = vocab.read_text(encoding="utf-8").splitlines()
+        try:
+            words = vocab.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise InputError(f"{vocab} is not a UTF-8 text file of one word per line") from None
         if len(words) < phis[0].shape[0]:
             raise InputError(f"{vocab} has {len(words)} words but the model has {phis[0].shape[0]}")
     proj = np.eye(phis[0].shape[0])

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from tenfold.core.errors import InputError
 from tenfold.core.progress import progress
+from tenfold.data.docgraph import check_generator_sizes
 from tenfold.data.planetoid import DocumentNetwork, build_network
 
 try:
@@ -176,10 +177,9 @@ def sample(n_nodes: int = 800, n_words: int = 400, topics: tuple[int, ...] = (16
     n_nodes * mean_degree / (2 T) links in expectation (before 1 - exp saturation).
     """
     topics = tuple(int(k) for k in topics)
-    if n_nodes < 2 or n_words < 2 or not topics or min(topics) < 1:
-        raise InputError(f"sample needs n_nodes >= 2, n_words >= 2 and topics >= 1, got {n_nodes}, {n_words}, {topics}")
-    if doc_length <= 0 or mean_degree < 0 or eta <= 0:
-        raise InputError("doc_length and eta must be positive and mean_degree non-negative")
+    check_generator_sizes(n_nodes, n_words, topics, doc_length, mean_degree)
+    if not (math.isfinite(eta) and eta > 0 and math.isfinite(top_scale) and top_scale > 0):
+        raise InputError(f"eta and top_scale must be finite and positive, got {eta}, {top_scale}")
     rng = np.random.default_rng(seed)
     sizes = [n_words, *topics[:-1]]
     phi = [_dirichlet_columns(np.full((v, k), eta), rng) for v, k in zip(sizes, topics, strict=True)]
