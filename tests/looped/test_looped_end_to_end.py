@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tenfold.core.results import Result
+from tenfold.core.errors import InputError
+from tenfold.core.io import load_tensors, save_tensors
+from tenfold.core.results import Result, load_result
 from tenfold.looped import LinearLoopedTransformer, TaskConfig, TrainConfig, train_model
 from tenfold.looped.cli import app
 from tenfold.looped.experiment import PAPER, at_least_claim, falls_claim, rate_claim, reproduce, shift_claim
+from tenfold.looped.sweeps import trained_looped
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_looped.py"
 
@@ -108,6 +113,74 @@ def test_cli_sweeps_report_the_rate_and_the_error_table():
     assert rows["4"]["T=20"] < rows["0.5"]["T=20"] and rows["0.5"]["least_squares"] > 0.1  # n < d: a floor
     res = CliRunner().invoke(app, ["sweep", "--what", "rate", "--d", "4", "--n-per-d", "1"])
     assert res.exit_code != 0 and "n > d" in str(res.exception)
+
+
+@pytest.mark.parametrize("args", [["construct", "--T", "10000000000000"], ["construct", "--d", "10000000000000"],
+                                  ["sweep", "--prompts", "10000000000000"], ["train", "--m", "10000000000000"],
+                                  ["train", "--steps", "10000000000000"], ["construct", "--kappa", "1e308"],
+                                  ["construct", "--eta", "inf"], ["sweep", "--n-per-d", "nan"],
+                                  ["construct", "--kappa", "nan"], ["construct", "--eta", "nan"]])
+def test_the_parser_refuses_sizes_and_scales_beyond_their_bounds(args):
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "Invalid value" in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "--n-per-d", "2000", "--d", "8"], "n-per-d"), (["sweep", "--what", "n", "--values", "0.5,inf"], "values"),
+    (["sweep", "--what", "n", "--values", "nan"], "values"),
+    (["sweep", "--d", "512", "--n-per-d", "19", "--prompts", "100000"], "GB"),
+])
+def test_non_finite_or_too_large_values_are_one_input_error(args, message):
+    res = CliRunner().invoke(app, args)
+    assert isinstance(res.exception, InputError) and message in str(res.exception)
+
+
+def test_cli_construct_refuses_an_empty_prompt_file_and_foreign_weights(tmp_path):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    res = CliRunner().invoke(app, ["construct", "--data", str(empty)])
+    assert isinstance(res.exception, InputError) and "empty" in str(res.exception)
+    other = tmp_path / "other.safetensors"
+    save_tensors(other, {"W": torch.zeros(2, 2)})
+    res = CliRunner().invoke(app, ["construct", "--weights", str(other)])
+    assert isinstance(res.exception, InputError) and "expected tensors P and Q" in str(res.exception)
+
+
+def _comparable(path: Path) -> dict:
+    """A result without its timings (CPU seconds are the only numbers a rerun may change)."""
+    r = load_result(path)
+    return {"metrics": r.metrics, "claims": [c.to_dict() for c in r.claims]}
+
+
+@pytest.mark.slow
+def test_a_killed_reproduce_resumes_from_its_trained_models_and_ends_as_an_uninterrupted_one(tmp_path):
+    cmd = [sys.executable, "-m", "tenfold.cli", "--threads", "1", "looped", "reproduce", "--profile", "smoke"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([*cmd, "--out", str(whole)], check=True, capture_output=True, timeout=600, env=env)
+    assert not (whole / "looped" / "trained").exists()  # the resume cache is gone once a run completes
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    cache = killed / "looped" / "trained"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(cache.glob("*.safetensors")) if cache.is_dir() else []) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.read_bytes() for p in cache.glob("*.safetensors")}
+    assert len(before) >= 3 and not (killed / "looped" / "result.json").exists()
+    assert all(load_tensors(cache / name).keys() == {"P", "Q"} for name in before)  # whole files (atomic rename)
+    subprocess.run([*cmd, "--out", str(killed)], check=True, capture_output=True, timeout=600, env=env)
+    assert _comparable(killed / "looped" / "result.json") == _comparable(whole / "looped" / "result.json")
+
+
+def test_trained_weights_loaded_from_the_cache_are_the_trained_ones(tmp_path):
+    task, cfg = TaskConfig(d=3, n=12, kappa=2.0), TrainConfig(steps=5, batch=16)
+    fresh = trained_looped(task, 2, cfg, 0, tmp_path)
+    (saved,) = tmp_path.glob("*.safetensors")
+    loaded = trained_looped(task, 2, cfg, 0, tmp_path)
+    assert torch.equal(fresh.P, loaded.P) and torch.equal(fresh.Q, loaded.Q) and loaded.P.dtype == torch.float64
+    other = trained_looped(task, 2, cfg, 1, tmp_path)  # another seed is another file, not the cached model
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2 and not torch.equal(other.Q, fresh.Q)
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def test_embedding_layout_and_seeded_determinism():
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
-    with pytest.raises(InputError, match="n .* >= 1"):
+    with pytest.raises(InputError, match=r"n \(examples per prompt\) must be an integer in 1\.\."):
         TaskConfig(n=0)
     with pytest.raises(InputError, match="kappa"):
         TaskConfig(kappa=0.5)
@@ -81,4 +81,41 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         load_prompts(path)
     np.savez(path, X=np.zeros((2, 4, 3)))
     with pytest.raises(InputError, match="missing arrays"):
+        load_prompts(path)
+
+
+@pytest.mark.parametrize("field, value", [("d", 10**13), ("m", 10**13), ("n", 10**13), ("kappa", 1e308),
+                                          ("kappa", float("nan")), ("kappa_max", float("inf")), ("noise", 1e308)])
+def test_sizes_and_scales_beyond_their_bounds_are_refused_before_any_allocation(field, value):
+    with pytest.raises(InputError, match=field):
+        TaskConfig(**{field: value})
+
+
+def test_the_largest_kappa_allowed_still_has_a_cholesky_factor():
+    from tenfold.looped.limits import MAX_KAPPA
+
+    p = sample_prompts(3, TaskConfig(d=16, n=20, kappa=MAX_KAPPA), seed=0)
+    assert bool(torch.isfinite(p.X).all())
+    p = sample_prompts(3, TaskConfig(d=16, n=20, kappa_max=MAX_KAPPA), seed=0)
+    assert bool(torch.isfinite(p.X).all())
+
+
+def test_a_batch_too_large_for_memory_is_refused_with_what_to_do():
+    with pytest.raises(InputError, match="GB .* use fewer prompts"):
+        sample_prompts(100_000, TaskConfig(d=512, n=100), seed=0)
+
+
+@pytest.mark.parametrize("content, what", [(b"", "empty"), (b"\x00\xff\xfe\x93NUMPY garbage \x00" * 64, "not readable"),
+                                           (b'{"X": [[1, 2', "not readable")])
+def test_an_empty_corrupted_or_truncated_prompt_file_is_one_input_error(tmp_path, content, what):
+    path = tmp_path / "prompts.npz"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=what):
+        load_prompts(path)
+
+
+def test_a_single_array_npy_file_is_refused_as_not_named_arrays(tmp_path):
+    path = tmp_path / "prompts.npy"
+    np.save(path, np.zeros((2, 3)))
+    with pytest.raises(InputError, match="one array, not named arrays"):
         load_prompts(path)

@@ -14,6 +14,7 @@ Four measurements, float64 wherever they check theory:
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tenfold.core.errors import check
 from tenfold.core.plots import plt, save_figure
 from tenfold.core.registry import MethodSpec, register
 from tenfold.core.results import Result
-from tenfold.core.runtime import Timer, torch_threads
+from tenfold.core.runtime import Timer, is_main_process, torch_threads
 from tenfold.core.stats import one_sample, paired_bootstrap
 from tenfold.looped.convergence import theory_step_size
 from tenfold.looped.model import gd_construction
@@ -135,7 +136,7 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None) -> R
         return _reproduce(prof, profile, seed, Path(out))
 
 
-def _rates(prof: Profile, seed: int) -> dict:
+def _rates(prof: Profile, seed: int, cache: Path) -> dict:
     """Per (d, n/d): the constructed model's and the trained models' slope ratios, per prompt."""
     out = {}
     for d in prof.rate_dims:
@@ -144,7 +145,7 @@ def _rates(prof: Profile, seed: int) -> dict:
             p = sample_prompts(prof.prompts, task, seed=seed + TEST_SEED)
             eta = theory_step_size(task.d, task.n)
             con = rate_in_T(gd_construction(d, 1, eta), p, prof.T_max, eta)
-            trained = [rate_in_T(trained_looped(task, prof.T_train, prof.train, s), p, prof.T_max, eta)
+            trained = [rate_in_T(trained_looped(task, prof.T_train, prof.train, s, cache), p, prof.T_max, eta)
                        for s in range(seed, seed + prof.seeds)]
             out[f"d={d} n={task.n}"] = {"constructed": con, "trained": trained}
     return out
@@ -157,11 +158,13 @@ def _reproduce(prof: Profile, profile: str, seed: int, out: Path) -> Result:
                                                           "best of a grid per T (tuned on separate prompts) for GD in the "
                                                           "shift test", "dtype": "float64"})
     max_rel = construct_vs_gd(list(prof.construct_shapes), prof.T_max, batch=64, seed=seed)
-    rates = _rates(prof, seed)
+    cache = out / "trained"  # trained weights: a killed run resumes from them; removed once the run completes
+    rates = _rates(prof, seed, cache)
     by_n = {f"noise={s:g}": error_by_n_over_d(prof.sample_d, list(prof.sample_ratios), list(prof.sample_Ts),
                                               prof.rate_kappa, s, prof.prompts, seed) for s in prof.sample_noise}
     shift_task = TaskConfig(d=prof.shift_d, n=round(prof.shift_ratio * prof.shift_d), kappa_max=prof.shift_kappa_max)
-    shifted = [shift(shift_task, list(prof.shift_Ts), prof.train, prof.prompts, s) for s in range(seed, seed + prof.seeds)]
+    shifted = [shift(shift_task, list(prof.shift_Ts), prof.train, prof.prompts, s, cache)
+               for s in range(seed, seed + prof.seeds)]
 
     con = {k: v["constructed"] for k, v in rates.items()}
     con_gd = _finite(torch.cat([v["slope"] / v["gd"] for v in con.values()]).numpy())
@@ -217,6 +220,8 @@ def _reproduce(prof: Profile, profile: str, seed: int, out: Path) -> Result:
         "the paper's body was not readable here: the rate bound exp(-T/(2 kappa)) is its abstract/TL;DR form; the LSA "
         "parameterisation is the standard one of the looped-transformer literature (see docs/looped.md).",
     ]
+    if is_main_process():
+        shutil.rmtree(cache, ignore_errors=True)
     return result
 
 

@@ -10,6 +10,9 @@ on L(W) = 1/(2n) sum ||W x_i - y_i||^2: `gd_construction` sets these weights by 
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -59,33 +62,31 @@ class LinearLoopedTransformer(nn.Module):
     def forward(self, Z: torch.Tensor, T: int, n: int | None = None) -> torch.Tensor:
         """Z_T from Z_0 (B, d + m, n + k): the same LSA layer T times; the first n columns are the examples (keys),
         the last k (default 1) are queries, which never act as keys."""
-        return torch.cat([Z[:, : self.d], self._y_rows(Z, T, n)[-1]], dim=1)
+        return torch.cat([Z[:, : self.d], _last(self._y_rows(Z, T, n))], dim=1)
 
-    def _y_rows(self, Z: torch.Tensor, T: int, n: int | None = None) -> list[torch.Tensor]:
-        """The y-rows of Z_1, ..., Z_T. A structured model's P writes only the y-rows, so the x-rows never change
+    def _y_rows(self, Z: torch.Tensor, T: int, n: int | None = None) -> Iterator[torch.Tensor]:
+        """The y-rows of Z_1, ..., Z_T, one loop at a time (so a caller that needs only Z_T holds one). A structured model's P writes only the y-rows, so the x-rows never change
         and (1/n) P (Z M Z^T) Q Z reduces to y-rows += p Y_keys K with K = X_keys^T A X / n fixed across loops
         (tested equal to `lsa`); full P, Q loop `lsa` itself."""
         check(isinstance(T, int) and T >= 1, f"T (number of loops) must be an integer >= 1, got {T!r}")
         P, Q = self.weights()
         n, d = Z.shape[2] - 1 if n is None else n, self.d
-        out = []
         if not self.structured:
             for _ in range(T):
                 Z = lsa(Z, P, Q, n)
-                out.append(Z[:, d:])
-            return out
+                yield Z[:, d:]
+            return
         X, Y = Z[:, :d], Z[:, d:]
         K = X[:, :, :n].transpose(1, 2) @ Q[:d, :d] @ X / n  # (B, n, n + 1)
         p = P[d:, d:]
         for _ in range(T):
             Y = Y + p @ (Y[:, :, :n] @ K)
-            out.append(Y)
-        return out
+            yield Y
 
     def predict(self, p: Prompts, T: int) -> torch.Tensor:
         """yhat_q = -(y-rows of the query column after T loops). (B, m)"""
         validate_prompts(p, d=self.d, m=self.m)
-        return -self._y_rows(embed(p).to(self.P.dtype), T)[-1][:, :, -1]
+        return -_last(self._y_rows(embed(p).to(self.P.dtype), T))[:, :, -1]
 
     def trajectory(self, p: Prompts, T: int, queries: torch.Tensor | None = None) -> torch.Tensor:
         """The prediction after every loop 1..T, in one pass: for the prompt's query (B, T, m), or for each of
@@ -97,6 +98,10 @@ class LinearLoopedTransformer(nn.Module):
         Z = torch.cat([torch.cat([p.X, queries], dim=1), torch.cat([p.Y, p.Y.new_zeros(B, k, self.m)], dim=1)], dim=2)
         rows = self._y_rows(Z.transpose(1, 2).to(self.P.dtype), T, n)
         return torch.stack([-Y[:, :, n:].transpose(1, 2) for Y in rows], dim=1)
+
+
+def _last(rows: Iterator[torch.Tensor]) -> torch.Tensor:
+    return deque(rows, maxlen=1)[0]
 
 
 def gd_construction(d: int, m: int, eta: float, preconditioner: torch.Tensor | None = None,

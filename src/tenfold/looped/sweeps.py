@@ -4,11 +4,16 @@ float64; each function returns per-prompt arrays so the claims can resample prom
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import torch
 
 from tenfold.core.errors import check
+from tenfold.core.io import load_tensors, save_tensors
+from tenfold.core.runtime import is_main_process
 from tenfold.looped.baselines import tune_step_size
 from tenfold.looped.convergence import gd_rate, iteration_rate, log_error_slope, paper_rate, theory_step_size
 from tenfold.looped.model import LinearLoopedTransformer, gd_construction, learned_preconditioner
@@ -68,12 +73,30 @@ def rate_in_T(model: LinearLoopedTransformer, p: Prompts, T_max: int, eta: float
             "gd": gd_rate(p, eta), "paper": paper_rate(p), "error_T_max": errors[:, -1], "window_end": end[:, 0]}
 
 
-def trained_looped(task: TaskConfig, T: int, train: TrainConfig, seed: int) -> LinearLoopedTransformer:
+def trained_looped(task: TaskConfig, T: int, train: TrainConfig, seed: int,
+                   cache: Path | None = None) -> LinearLoopedTransformer:
     """A structured looped model trained at T loops on prompts of `task` (in float32), returned in float64 on the
-    CPU: it is unrolled far past T, where the theory checks need float64 round-off."""
+    CPU: it is unrolled far past T, where the theory checks need float64 round-off.
+
+    With `cache` (a folder), the trained weights are saved there atomically and a later call with the same task,
+    T, budget and seed loads them instead of training again: a killed run resumes where it stopped. Training uses
+    only its own seeded generators, so a loaded model is bit for bit the one training would give."""
     model = LinearLoopedTransformer(task.d, task.m, seed=seed)
+    path = None
+    if cache is not None:
+        key = json.dumps([asdict(task), asdict(train), T, seed], sort_keys=True)
+        path = Path(cache) / f"d{task.d}-n{task.n}-T{T}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
+        if path.is_file():
+            w = load_tensors(path)
+            with torch.no_grad():
+                model.P.copy_(w["P"])
+                model.Q.copy_(w["Q"])
+            return model.double().eval()
     train_model(model, task, T, replace(train, seed=seed), desc=f"looped d={task.d} n={task.n} T={T}")
-    return model.cpu().double().eval()
+    model = model.cpu()
+    if path is not None and is_main_process():
+        save_tensors(path, {"P": model.P.detach(), "Q": model.Q.detach()})
+    return model.double().eval()
 
 
 def error_by_n_over_d(d: int, ratios: list[float], Ts: list[int], kappa: float, noise: float, prompts: int,
@@ -91,7 +114,8 @@ def error_by_n_over_d(d: int, ratios: list[float], Ts: list[int], kappa: float, 
     return rows
 
 
-def shift(task: TaskConfig, Ts: list[int], train: TrainConfig, prompts: int, seed: int) -> dict[str, dict]:
+def shift(task: TaskConfig, Ts: list[int], train: TrainConfig, prompts: int, seed: int,
+          cache: Path | None = None) -> dict[str, dict]:
     """Looped models trained at each T on random covariances vs GD at its best fixed step for that T (tuned
     on separate prompts of the training distribution), both on held-out prompts and covariances."""
     check(task.kappa_max is not None, "the covariance-shift experiment needs random covariances (kappa_max)")
@@ -99,7 +123,7 @@ def shift(task: TaskConfig, Ts: list[int], train: TrainConfig, prompts: int, see
     tune = sample_prompts(prompts, task, seed=seed + TUNE_SEED)
     out = {}
     for T in Ts:
-        model = trained_looped(task, T, train, seed)
+        model = trained_looped(task, T, train, seed, cache)
         with torch.no_grad():
             trained = model.predict(test, T)
         eta = tune_step_size(tune, T)

@@ -10,6 +10,8 @@ trained on such prompts cannot fit a preconditioner to a single matrix.
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from tenfold.core.errors import InputError, check
+from tenfold.looped.limits import MAX_DIM, MAX_ELEMENTS, MAX_KAPPA, MAX_N, MAX_NOISE, MAX_PROMPTS
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,19 @@ class TaskConfig:
     kappa_max: float | None = None  # when set: a fresh covariance per prompt (kappa log-uniform in [1, kappa_max])
 
     def __post_init__(self) -> None:
-        check(isinstance(self.n, int) and self.n >= 1, f"n (examples per prompt) must be an integer >= 1, got {self.n!r}")
-        check(isinstance(self.d, int) and self.d >= 1, f"d must be an integer >= 1, got {self.d!r}")
-        check(isinstance(self.m, int) and self.m >= 1, f"m (output dimension) must be an integer >= 1, got {self.m!r}")
-        check(math.isfinite(self.kappa) and self.kappa >= 1, f"kappa (condition number) must be >= 1, got {self.kappa!r}")
-        check(math.isfinite(self.noise) and self.noise >= 0, f"noise must be a finite number >= 0, got {self.noise!r}")
-        check(self.kappa_max is None or (math.isfinite(self.kappa_max) and self.kappa_max >= 1),
-              f"kappa_max (largest condition number of the random covariances) must be >= 1, got {self.kappa_max!r}")
+        check(isinstance(self.n, int) and 1 <= self.n <= MAX_N,
+              f"n (examples per prompt) must be an integer in 1..{MAX_N}, got {self.n!r}")
+        check(isinstance(self.d, int) and 1 <= self.d <= MAX_DIM, f"d must be an integer in 1..{MAX_DIM}, got {self.d!r}")
+        check(isinstance(self.m, int) and 1 <= self.m <= MAX_DIM,
+              f"m (output dimension) must be an integer in 1..{MAX_DIM}, got {self.m!r}")
+        check(math.isfinite(self.kappa) and 1 <= self.kappa <= MAX_KAPPA,
+              f"kappa (condition number) must be in [1, {MAX_KAPPA:g}] (beyond, Sigma's Cholesky is ill-posed in "
+              f"float64), got {self.kappa!r}")
+        check(math.isfinite(self.noise) and 0 <= self.noise <= MAX_NOISE,
+              f"noise must be a number in [0, {MAX_NOISE:g}], got {self.noise!r}")
+        check(self.kappa_max is None or (math.isfinite(self.kappa_max) and 1 <= self.kappa_max <= MAX_KAPPA),
+              f"kappa_max (largest condition number of the random covariances) must be in [1, {MAX_KAPPA:g}], "
+              f"got {self.kappa_max!r}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,17 @@ class Prompts:
         yq = None if self.yq is None else self.yq.to(dtype)
         W = None if self.W is None else self.W.to(dtype)
         return Prompts(self.X.to(dtype), self.Y.to(dtype), self.xq.to(dtype), yq, W)
+
+
+def check_size(what: str, elements: int) -> None:
+    """Refuse a run whose tensors would hold more than MAX_ELEMENTS numbers at once, before allocating them."""
+    check(elements <= MAX_ELEMENTS, f"{what} would hold about {elements * 8 / 1e9:.3g} GB of float64 tensors, more "
+          f"than the {MAX_ELEMENTS * 8 / 1e9:.3g} GB limit: use fewer prompts, examples, dimensions or loops")
+
+
+def prompt_elements(batch: int, cfg: TaskConfig) -> int:
+    """Numbers held by `batch` prompts of `cfg` and their per-prompt covariance roots, if random."""
+    return batch * (cfg.n + 1) * (cfg.d + cfg.m) + (batch * cfg.d * cfg.d if cfg.kappa_max is not None else 0)
 
 
 def covariance(d: int, kappa: float, generator: torch.Generator) -> torch.Tensor:
@@ -89,7 +109,8 @@ def random_covariance_roots(batch: int, d: int, kappa_max: float, generator: tor
 def sample_prompts(batch: int, cfg: TaskConfig, seed: int, dtype: torch.dtype = torch.float64) -> Prompts:
     """Draw `batch` prompts of `cfg`, deterministic in `seed` (a fixed covariance comes from `cfg.cov_seed`;
     random ones from `seed`, so prompts of different seeds have different covariances)."""
-    check(batch >= 1, f"batch must be >= 1, got {batch}")
+    check(isinstance(batch, int) and 1 <= batch <= MAX_PROMPTS, f"batch must be an integer in 1..{MAX_PROMPTS}, got {batch!r}")
+    check_size(f"{batch} prompts of d={cfg.d}, m={cfg.m}, n={cfg.n}", prompt_elements(batch, cfg))
     g = torch.Generator().manual_seed(seed)
     Z = torch.randn(batch, cfg.n + 1, cfg.d, generator=g, dtype=torch.float64)
     if cfg.kappa_max is None:
@@ -131,11 +152,16 @@ def load_prompts(path: str | Path) -> Prompts:
     """Load user prompts from an .npz with arrays X (B,n,d), Y (B,n,m), xq (B,d) and optional yq (B,m)."""
     path = Path(path)
     check(path.is_file(), f"prompt file {path} does not exist")
+    expected = "an .npz with arrays X (B,n,d), Y (B,n,m), xq (B,d)"
+    check(path.stat().st_size > 0, f"{path} is empty: expected {expected}")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array, not named arrays")
+        with loaded as f:
             arrays = {k: torch.from_numpy(np.asarray(f[k], dtype=np.float64)) for k in f.files}
-    except (ValueError, OSError) as err:
-        raise InputError(f"{path}: not a readable .npz of arrays X, Y, xq ({err})") from err
+    except (ValueError, TypeError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise InputError(f"{path} is not readable as {expected} ({type(err).__name__}: {err})") from err
     missing = {"X", "Y", "xq"} - arrays.keys()
     check(not missing, f"{path}: missing arrays {sorted(missing)}; expected X (B,n,d), Y (B,n,m), xq (B,d)")
     return validate_prompts(Prompts(arrays["X"], arrays["Y"], arrays["xq"], arrays.get("yq")), source=str(path))
