@@ -66,6 +66,45 @@ def test_cli_errors_are_clear():
     assert isinstance(result.exception, InputError) and "--llm-fields" in str(result.exception)
 
 
+@pytest.mark.parametrize("args", [
+    ["train", "--data", "synthetic", "--seed", "-1"], ["train", "--data", "synthetic", "--seed", "10000000000000"],
+    ["train", "--data", "synthetic", "--text-dim", "-1"], ["train", "--data", "synthetic", "--text-dim", "10000000000000"],
+    ["train", "--data", "synthetic", "--epochs", "0"], ["reproduce", "--seed", "-1"],
+    ["reproduce", "--max-users", "10000000000000"], ["summarize", "--llm-concurrency", "0"],
+])
+def test_out_of_range_numbers_are_refused_by_the_parser(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["reproduce", "--llm-timeout", "nan"], "--llm-timeout"),
+    (["reproduce", "--data", "synthetic:10000000000000"], "from 3 to"),
+    (["reproduce", "--data", "/nonexistent/ml-1m"], "RecBole atomic"),
+    (["partition", "--data", "synthetic:5", "--until", "nan", "--state", "/nonexistent/s.json"], "--until"),
+    (["train", "--data", "synthetic:5", "--backbone", "sasrec"], "--backbone"),
+    (["train", "--data", "synthetic:5", "--encoder", "/nonexistent/encoder"], "--encoder"),
+])
+def test_bad_values_are_one_input_error_before_any_work(args, message):
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, InputError) and message in str(result.exception)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe garbage", b'{"user": "1", "pid": 0, "closed_at"', b"[1, 2]"])
+def test_a_corrupted_interests_file_is_one_schema_error_naming_it(tmp_path, content):
+    from tenfold.core.errors import SchemaError
+
+    state, texts = tmp_path / "state.json", tmp_path / "texts.jsonl"
+    _ok(["partition", "--data", "synthetic:3", "--state", str(state)])
+    texts.write_bytes(content)
+    result = runner.invoke(app, ["summarize", "--data", "synthetic:3", "--state", str(state), "--out", str(texts),
+                                 "--cache", str(tmp_path / "c.sqlite")])
+    if content:
+        assert isinstance(result.exception, SchemaError) and str(texts) in str(result.exception)
+    else:  # an empty file holds no summaries yet: every partition is summarised
+        assert result.exit_code == 0 and texts.read_text().strip()
+
+
 def test_smoke_reproduce_writes_every_claim_with_its_evidence(tmp_path):
     from tenfold.liber.experiment import reproduce
 

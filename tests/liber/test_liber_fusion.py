@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from tenfold.liber.backbones import DIN, DCNv2, DeepFM, FeatureEmbedding
@@ -40,20 +41,22 @@ def _reference_fusion(fusion, table, slots, query):
             valid.append(s >= 0)
         z = torch.stack(rows)  # (P+1, d)
         d, h = z.shape[1], f.heads
-        q, k, v = f.qkv(z).view(p + 1, 3, h, d // h).permute(1, 2, 0, 3)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
-        scores[..., ~torch.tensor(valid)] = float("-inf")
-        att = (torch.softmax(scores, -1) @ v).transpose(0, 1).reshape(p + 1, d)
-        z = f.norm(z + f.proj(att))
+        if f.self_attention:
+            q, k, v = f.qkv(z).view(p + 1, 3, h, d // h).permute(1, 2, 0, 3)
+            scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
+            scores[..., ~torch.tensor(valid)] = float("-inf")
+            att = (torch.softmax(scores, -1) @ v).transpose(0, 1).reshape(p + 1, d)
+            z = f.norm(z + f.proj(att))
         keys, vals, qq = f.w_k(z), f.w_v(z), f.w_q(query[b].double())
         w = torch.softmax((keys @ qq / math.sqrt(d)).masked_fill(~torch.tensor(valid), float("-inf")), 0)
         out.append(w @ vals)
     return torch.stack(out)
 
 
-def test_fusion_equals_a_per_sample_float64_reference_and_ignores_unused_rows():
+@pytest.mark.parametrize("self_attention", [True, False])
+def test_fusion_equals_a_per_sample_float64_reference_and_ignores_unused_rows(self_attention):
     torch.manual_seed(0)
-    fusion = InterestFusion(d_in=6, d=8, d_query=8, max_partitions=4).eval()
+    fusion = InterestFusion(d_in=6, d=8, d_query=8, max_partitions=4, self_attention=self_attention).eval()
     table = torch.randn(7, 6)
     slots = torch.tensor([[-1, -1, 2, 5], [-1, -1, -1, -1], [0, 1, 3, 6]])  # second user: no closed partition yet
     q = torch.randn(3, 8)
@@ -161,3 +164,15 @@ def test_encoder_keeps_its_width_on_near_empty_texts():
     assert out.shape == (3, 8) and np.all(out[0] == 0) and np.all(out[2] == 0)
     assert np.isclose(np.linalg.norm(out[1]), 1.0)
     assert np.all(HashingSVDEncoder(dim=4).fit(["", ""]).encode(["x"]) == 0)
+
+
+def test_fusion_setting_is_checked_and_chooses_the_layer():
+    from tenfold.core.errors import InputError
+    from tenfold.liber.pipeline import LiberConfig
+
+    with pytest.raises(InputError, match="fusion"):
+        LiberConfig(fusion="cross")
+    both = InterestFusion(d_in=6, d=8, d_query=8, self_attention=True)
+    target = InterestFusion(d_in=6, d=8, d_query=8, self_attention=False)
+    assert hasattr(both, "qkv") and not hasattr(target, "qkv")
+    assert sum(p.numel() for p in both.parameters()) - sum(p.numel() for p in target.parameters()) == 8 * 24 + 24 + 8 * 8 + 8 + 16

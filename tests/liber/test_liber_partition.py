@@ -111,3 +111,21 @@ def test_rule_parsing_round_trips_and_rejects_nonsense():
         StreamingPartitioner.from_json('{"schema": "other"}')
     with pytest.raises(SchemaError):
         StreamingPartitioner.from_json("not json")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe\x93 garbage" * 8, b'{"schema": "tenfold.liber.ubsp/1", "rule"',
+                                     b'{"schema": "tenfold.liber.ubsp/1"}', b'{"schema": "other"}', b"[]",
+                                     b'{"schema": "tenfold.liber.ubsp/1", "rule": {"kind": "count", "k": 5}, "users": 3}'])
+def test_a_corrupted_state_file_is_one_schema_error_naming_it(tmp_path, content):
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(SchemaError, match="state.json"):
+        StreamingPartitioner.load(path)
+
+
+def test_a_state_file_round_trips_through_load(tmp_path):
+    part = StreamingPartitioner(CountRule(2))
+    part.extend("u", [Behavior(str(i), float(i), 4.0, ("Drama",)) for i in range(5)])
+    path = tmp_path / "state.json"
+    path.write_text(part.to_json())
+    assert StreamingPartitioner.load(path).to_dict() == part.to_dict()

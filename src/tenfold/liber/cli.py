@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
 
-from tenfold.core.commands import add_standard_commands
-from tenfold.core.errors import InputError
+from tenfold.core.commands import add_standard_commands, run_standard, seed_option
+from tenfold.core.errors import InputError, SchemaError
 
 app = typer.Typer(help="LIBER: lifelong user behaviour -> streaming partitions -> cascaded LLM summaries -> CTR fusion.",
                   no_args_is_help=True)
-add_standard_commands(app, "liber")
+add_standard_commands(app, "liber", reproduce=False)  # liber's reproduce takes the LLM options
 
 DATA = typer.Option("auto", "--data", help="ml-100k (installed recbole), synthetic[:N], auto, or a folder of RecBole "
                                            "atomic files (e.g. ml-1m).")
@@ -27,11 +28,14 @@ RULE = typer.Option("count:20", "--rule", help="Partition rule: count:K, time:SE
                                                "combined with | (any) or & (all).")
 SPLIT = typer.Option("users", "--split", help="users: users split 81/9/10, no user-ID feature (the lineage's "
                                               "setting); time: per-user time split 80/10/10 with the user ID.")
-TIMEOUT = typer.Option(60.0, "--llm-timeout", help="Seconds per HTTP request (openai backend).")
-CONCURRENCY = typer.Option(4, "--llm-concurrency", help="Parallel requests (openai backend).")
-MAX_TOKENS = typer.Option(512, "--llm-max-tokens", help="Longest answer, in tokens (openai and transformers).")
-RETRIES = typer.Option(3, "--llm-retries", help="Tries after the first on a network error, timeout, 429/5xx or a "
-                                                "malformed reply, waiting 1, 2, 4, ... s (openai backend).")
+TIMEOUT = typer.Option(60.0, "--llm-timeout", help="Seconds per HTTP request (openai backend), 0 < T <= 3600.")
+CONCURRENCY = typer.Option(4, "--llm-concurrency", min=1, max=256, help="Parallel requests (openai backend), 1-256.")
+MAX_TOKENS = typer.Option(512, "--llm-max-tokens", min=1, max=32768,
+                          help="Longest answer, in tokens (openai and transformers), 1-32768.")
+RETRIES = typer.Option(3, "--llm-retries", min=0, max=10, help="Tries after the first on a network error, timeout, "
+                                                               "429/5xx or a malformed reply, waiting 1, 2, 4, ... s "
+                                                               "(openai backend), 0-10.")
+MAX_USERS = typer.Option(None, "--max-users", min=3, max=10_000_000, help="Only the first N users (by id), N >= 3.")
 
 
 def _fields(value: str) -> bool:
@@ -43,6 +47,8 @@ def _fields(value: str) -> bool:
 def _llm_options(llm: str, url: str | None, model: str | None, timeout: float, concurrency: int, max_tokens: int,
                  fields: str, retries: int = 3) -> dict:
     """The settings `experiment.reproduce(llm=...)` and `_generator` take."""
+    if not (math.isfinite(timeout) and 0 < timeout <= 3600):
+        raise InputError(f"--llm-timeout must be a number of seconds in (0, 3600], got {timeout}")
     options: dict = {"llm": llm, "url": url, "model": model, "fields": _fields(fields)}
     if llm == "openai":
         options.update(timeout=timeout, concurrency=concurrency, max_tokens=max_tokens, retries=retries)
@@ -64,6 +70,26 @@ def _generator(options: dict, cache: Path | None):
     return open_generator(gen, cache)
 
 
+def _read_interests(path: Path, record_type) -> dict[str, list]:
+    """The summaries an earlier `summarize` wrote to PATH (one JSON object per line), by user."""
+    expected = "one JSON object per line, as `tenfold liber summarize` writes"
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise SchemaError(f"{path} is not UTF-8 text (expected {expected}): delete it or pass another --out") from err
+    known: dict[str, list] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            known.setdefault(str(d["user"]), []).append(record_type.from_dict(d))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise SchemaError(f"{path} line {n} is not an interest record ({type(err).__name__}: {str(err)[:80]}; "
+                              f"expected {expected}): delete it or pass another --out") from err
+    return known
+
+
 def _usage_line(gen) -> str:
     if not gen.usage:
         return ""
@@ -76,52 +102,48 @@ def _usage_line(gen) -> str:
 def reproduce(
     profile: str = typer.Option("quick", help="smoke (seconds), quick (2 CPU cores) or full (GPU / long night)."),
     out: Path = typer.Option(Path("reports"), help="Output folder; the result goes to OUT/liber/result.json."),
-    seed: int = typer.Option(0, help="Seed for every random choice (the first seed when several)."),
+    seed: int = seed_option("Seed for every random choice (the first seed when several)."),
     seeds: int = typer.Option(None, help="How many seeds (seed, seed+1, ...); default: the profile's."),
     data: str = typer.Option(None, "--data", help="Override the profile's data: ml-100k, synthetic[:N] or a folder of "
                                                   "atomic files (e.g. RecBole's ml-1m)."),
-    max_users: int = typer.Option(None, "--max-users", help="Only the first N users (for a slow real LLM)."),
+    max_users: int = MAX_USERS,
     llm: str = LLM, llm_url: str = LLM_URL, llm_model: str = LLM_MODEL, llm_fields: str = LLM_FIELDS,
     llm_timeout: float = TIMEOUT, llm_concurrency: int = CONCURRENCY, llm_max_tokens: int = MAX_TOKENS,
     llm_retries: int = RETRIES,
 ) -> None:
     """Reproduce the paper's claims on this machine and write result.json + plots (summaries from the
     rule stand-in unless --llm names a real model)."""
-    from dataclasses import replace
-    from functools import partial
-
-    from tenfold.core.registry import registered
-    from tenfold.core.report import build_report, claim_line
-    from tenfold.core.runner import run_method
-    from tenfold.liber.experiment import reproduce as run
-
-    options = None if llm == "rules" else _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency,
-                                                        llm_max_tokens, llm_fields, llm_retries)
+    checked = _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields,
+                           llm_retries)
+    options = None if llm == "rules" else checked
     if options is None and (llm_url or llm_model):
         raise InputError("--llm-url/--llm-model need --llm openai or --llm transformers")
-    spec = replace(registered()["liber"], reproduce=partial(run, data=data, llm=options, max_users=max_users))
-    result = run_method(spec, "reproduce", profile, seed, out, fail_fast=True, seeds=seeds)
-    md, page = build_report(out)
-    typer.echo(f"result: {(Path(out) / 'liber' / 'result.json').resolve()}")
-    typer.echo(f"report: {page.resolve()}")
-    for c in result.claims:
-        typer.echo(f"  {claim_line(c)}")
+    if data is not None:
+        from tenfold.liber.pipeline import check_data
+
+        check_data(data)
+    run_standard("liber", "reproduce", profile, out, seed, seeds, data=data, llm=options, max_users=max_users)
 
 
 @app.command()
 def partition(data: str = DATA, rule: str = RULE,
               state: Path = typer.Option(Path("liber-state.json"), help="UBSP state (JSON); updated in place."),
               until: float = typer.Option(None, help="Only absorb behaviours up to this timestamp (simulate a stream)."),
-              max_users: int = typer.Option(None, "--max-users", help="Only the first N users (by id).")):
+              max_users: int = typer.Option(None, "--max-users", min=1, max=10_000_000,
+                                            help="Only the first N users (by id).")):
     """Absorb the behaviour stream into per-user partitions (incremental: only events not yet in STATE, whose rule is kept)."""
     from tenfold.core.io import atomic_write_text
+    from tenfold.core.runtime import work_starts
     from tenfold.liber.interests import ItemCatalog
     from tenfold.liber.partition import StreamingPartitioner, parse_rule
     from tenfold.liber.pipeline import load_data
 
-    part = StreamingPartitioner.from_json(state.read_text()) if state.exists() else StreamingPartitioner(parse_rule(rule))
+    if until is not None and not math.isfinite(until):
+        raise InputError(f"--until must be a finite timestamp, got {until}")
+    part = StreamingPartitioner.load(state) if state.exists() else StreamingPartitioner(parse_rule(rule))
     ds, synthetic = load_data(data)
     catalog = ItemCatalog.from_frame(ds.item)
+    work_starts("partitioning")
     closed = 0
     for k, (user, rows) in enumerate(ds.inter.groupby(ds.inter["user_id"].astype(str), sort=True)):
         if max_users is not None and k >= max_users:
@@ -163,17 +185,13 @@ def summarize(state: Path = typer.Option(Path("liber-state.json"), help="UBSP st
         raise InputError(f"--domain must be one of {', '.join(TEMPLATES)}, got {domain!r}")
     if not state.exists():
         raise InputError(f"no UBSP state at {state}: run `tenfold liber partition --state {state}` first")
-    part = StreamingPartitioner.from_json(state.read_text())
+    part = StreamingPartitioner.load(state)
     ds, _ = load_data(data)
     users = ds.user.set_index(ds.user["user_id"].astype(str)) if ds.user is not None else None
     groups = ds.name.startswith("ml-1m")
     profiles = {u: profile_sentence(users.loc[u] if users is not None and u in users.index else None, groups)
                 for u in part.users}
-    known: dict[str, list] = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
-            d = json.loads(line)
-            known.setdefault(d["user"], []).append(InterestRecord.from_dict(d))
+    known = _read_interests(out, InterestRecord) if out.exists() else {}
     gen = _generator(_llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields,
                                   llm_retries), cache)
     work_starts("interest learning")
@@ -194,17 +212,20 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
           variant: str = typer.Option("liber", help="liber, liber-nocascade, kar or base (backbone alone)."),
           rule: str = RULE, split: str = SPLIT, llm: str = LLM, llm_url: str = LLM_URL, llm_model: str = LLM_MODEL,
           cache: Path = CACHE, out: Path = typer.Option(Path("liber-model"), help="Folder for model.safetensors + model.json."),
-          epochs: int = typer.Option(4, help="Training epochs (best validation AUC is kept)."),
+          epochs: int = typer.Option(4, min=1, max=1000, help="Training epochs (best validation AUC is kept), 1-1000."),
           encoder: str = typer.Option("hashing", help="hashing (default) or a local sentence-transformer folder."),
-          text_dim: int = typer.Option(32, "--text-dim", help="Width of the hashing encoder's text vectors."),
-          max_users: int = typer.Option(None, "--max-users", help="Only the first N users (by id)."),
-          seed: int = typer.Option(0, help="Seed."), llm_fields: str = LLM_FIELDS, llm_timeout: float = TIMEOUT,
+          text_dim: int = typer.Option(32, "--text-dim", min=2, max=1024,
+                                       help="Width of the hashing encoder's text vectors, 2-1024."),
+          max_users: int = MAX_USERS, seed: int = seed_option(), llm_fields: str = LLM_FIELDS, llm_timeout: float = TIMEOUT,
           llm_concurrency: int = CONCURRENCY, llm_max_tokens: int = MAX_TOKENS, llm_retries: int = RETRIES):
     """Train a backbone with LIBER (or a baseline variant) and save it with its test metrics."""
     from dataclasses import replace
 
+    from tenfold.core.runtime import work_starts
+    from tenfold.liber.backbones import BACKBONES
     from tenfold.liber.partition import parse_rule
     from tenfold.liber.pipeline import (
+        VARIANTS,
         LiberConfig,
         build_model,
         d_in_of,
@@ -217,6 +238,13 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
     from tenfold.liber.samples import build_ctr_data
     from tenfold.liber.training import evaluate, fit
 
+    if backbone not in BACKBONES:
+        raise InputError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    if variant not in VARIANTS:
+        raise InputError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if encoder != "hashing" and not (Path(encoder) / "config.json").is_file():
+        raise InputError(f"--encoder must be hashing or a local sentence-transformer folder (with config.json), "
+                         f"got {encoder!r}")
     cfg = replace(LiberConfig(), rule=rule, epochs=epochs, encoder=encoder, text_dim=text_dim, split=split,
                   fields=_fields(llm_fields))
     options = _llm_options(llm, llm_url, llm_model, llm_timeout, llm_concurrency, llm_max_tokens, llm_fields,
@@ -225,6 +253,7 @@ def train(data: str = DATA, backbone: str = typer.Option("din", help="din, dcnv2
     ds, synthetic = load_data(data, seed)
     ds = first_users(ds, max_users)
     ctr = build_ctr_data(ds, parse_rule(cfg.rule), cfg.hist_len, cfg.max_partitions, split=cfg.split, seed=seed)
+    work_starts("interest learning and training")
     tables = text_tables(ctr, gen, cfg, (variant,), seed)[variant]
     model = build_model(model_kind(variant), backbone, ctr, cfg, d_in_of(tables, cfg.text_dim), seed)
     history = fit(model, ctr, tables, cfg.epochs, cfg.batch_size, cfg.lr, seed, desc=f"{backbone}+{variant}")

@@ -66,7 +66,7 @@ PROFILES = {
     "smoke": Profile(LiberConfig(epochs=1, batch_size=256, text_dim=16), data="synthetic:40", seeds=2,
                      liber_ks=(10, 20)),
     "quick": Profile(LiberConfig(epochs=2), seeds=3),
-    "full": Profile(LiberConfig(epochs=20, batch_size=256, lr=1e-3), seeds=5),
+    "full": Profile(LiberConfig(epochs=20, batch_size=256, lr=1e-3, fusion="self+target"), seeds=5),
 }
 # (setting, model) -> what it trains; the three comparisons pair a "+liber" model with its backbone
 RUNS = {

@@ -5,10 +5,12 @@ into compact vectors; an attention fuse layer fuses the partitions") and the lin
 
   h_i = [Enc(S_i) ; f_i]                       frozen text encoder + the structured fields, (P, d_in)
   z_i = MLP_adapt(h_i) + PE(recency_i)         (P, d)
-  Z'  = LayerNorm(Z + MHSA(Z, key-padding mask))  self-attention across partitions
+  Z'  = LayerNorm(Z + MHSA(Z, key-padding mask))  self-attention across partitions (`self_attention=True`)
   a_i = softmax_i((W_q q_t) . (W_k z'_i) / sqrt(d))   q_t = target item embedding
   u   = sum_i a_i W_v z'_i                     the dense field handed to any backbone
 A learned "no partition" slot is always present, so users with no closed partition get a valid u.
+Without the self-attention (Z' = Z) the layer is target attention alone; the cascade already carries
+context across partitions (S_i is written from S_{i-1}), and it halves the layer's cost.
 The adapter runs once per distinct partition in a batch (partitions are shared by many samples).
 """
 
@@ -142,17 +144,18 @@ class InterestFusion(nn.Module):
     """Partition table (N, d_in) + slots (B, P) into it (-1 = none) + target query (B, d_query) -> (B, d)."""
 
     def __init__(self, d_in: int, d: int = 32, d_query: int = 32, max_partitions: int = 8, heads: int = 2,
-                 hidden: int = 128):
+                 hidden: int = 128, self_attention: bool = True):
         super().__init__()
         if d % heads:
             raise InputError(f"the fusion width {d} must divide by the number of heads {heads}")
         self.adapter = Adapter(d_in, d, hidden)
         self.recency = nn.Embedding(max_partitions, d)  # slot P-1 is the most recent partition
         self.null = nn.Parameter(torch.zeros(1, 1, d))
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.norm = nn.LayerNorm(d)
+        if self_attention:
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.norm = nn.LayerNorm(d)
         self.w_q, self.w_k, self.w_v = nn.Linear(d_query, d), nn.Linear(d, d), nn.Linear(d, d)
-        self.max_partitions, self.heads = max_partitions, heads
+        self.max_partitions, self.heads, self.self_attention = max_partitions, heads, self_attention
 
     def forward(self, table: torch.Tensor, slots: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         b, p = slots.shape
@@ -164,7 +167,8 @@ class InterestFusion(nn.Module):
         z = z + self.recency.weight[self.max_partitions - p:]  # right-aligned slots
         z = torch.cat([self.null.expand(b, 1, -1), z], dim=1)
         mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=mask.device), mask], dim=1)
-        z = self.norm(z + self_attention(z, mask, self.qkv, self.proj, self.heads))
+        if self.self_attention:
+            z = self.norm(z + self_attention(z, mask, self.qkv, self.proj, self.heads))
         return target_attention(self.w_q(query), self.w_k(z), self.w_v(z), mask)
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tenfold.core.errors import InputError, SchemaError
 
@@ -111,7 +113,7 @@ class TimeWindowRule(PartitionRule):
     kind = "time"
 
     def __post_init__(self) -> None:
-        if self.window <= 0 or self.max_len < 1:
+        if not (math.isfinite(self.window) and self.window > 0) or self.max_len < 1:
             raise InputError(f"TimeWindowRule needs window > 0 and max_len >= 1, got {self.window}, {self.max_len}")
 
     def closes(self, cache, last):
@@ -266,9 +268,33 @@ class StreamingPartitioner:
     @classmethod
     def from_json(cls, text: str) -> StreamingPartitioner:
         try:
-            return cls.from_dict(json.loads(text))
+            d = json.loads(text)
         except json.JSONDecodeError as err:
             raise SchemaError(f"UBSP state is not valid JSON ({err.msg}): rebuild it") from err
+        try:
+            return cls.from_dict(d)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise SchemaError(f"UBSP state is incomplete or malformed ({type(err).__name__}: {err}): rebuild it "
+                              "with `tenfold liber partition`") from err
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> StreamingPartitioner:
+        """Read a state file; an empty, binary, truncated or foreign file is one SchemaError naming it."""
+        path = Path(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise SchemaError(f"{path} is not a UBSP state (not UTF-8 text; expected the JSON written by "
+                              "`tenfold liber partition`): delete it or pass another --state") from err
+        if not text.strip():
+            raise SchemaError(f"{path} is empty (expected the JSON written by `tenfold liber partition`): delete it "
+                              "or pass another --state")
+        try:
+            return cls.from_json(text)
+        except SchemaError as err:
+            raise SchemaError(f"{path}: {err}") from err
 
 
 def partition_history(history: list[Behavior], rule: PartitionRule) -> tuple[list[Partition], list[Behavior]]:

@@ -33,7 +33,9 @@ class LiberConfig:
     """Every setting that changes the numbers. Embed 32 / MLP [200, 80] / adapter [128, 32]: lineage [L];
     K = 20 and 8 fused partitions: our choice [R] (the paper's K is not verified). `split`: "users"
     (the lineage's user-disjoint 9:1 setting, no user-ID feature) or "time" (per-user time split, with
-    the user ID). `fields`: ask for (and fuse) the structured interest fields beside the text."""
+    the user ID). `fields`: ask for (and fuse) the structured interest fields beside the text.
+    `fusion`: "target" (target attention over the partitions) or "self+target" (self-attention across
+    partitions first, as the lineage's MSA adapter [L]; twice the fusion cost)."""
 
     rule: str = "count:20"
     hist_len: int = 10
@@ -47,22 +49,51 @@ class LiberConfig:
     domain: str = "movie"
     split: str = "users"
     fields: bool = True
+    fusion: str = "target"
+
+    def __post_init__(self) -> None:
+        if self.fusion not in ("target", "self+target"):
+            raise InputError(f"fusion must be target or self+target, got {self.fusion!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def load_data(spec: str = "ml-100k", seed: int = 0, synthetic_users: int = 120) -> tuple[AtomicDataset, bool]:
-    """'ml-100k' (installed recbole), 'synthetic' or 'synthetic:N' (N users), 'auto' (ml-100k if installed,
-    else synthetic) or a folder of atomic files (e.g. RecBole's ml-1m)."""
+MAX_SYNTHETIC_USERS = 100_000  # ~12M generated rows: more is a typo, not an experiment
+
+
+def check_data(spec: str) -> str:
+    """The data spec with 'auto' resolved, checked without reading the data (for the CLI's early checks)."""
     if spec == "auto":
         spec = "ml-100k" if recbole_ml100k_dir() is not None else "synthetic"
     if spec == "synthetic" or spec.startswith("synthetic:"):
         n = spec.partition(":")[2]
-        if n and not n.isdigit():
-            raise InputError(f"--data synthetic:N needs a whole number of users, got {spec!r}")
+        if n and not (n.isdigit() and 3 <= int(n) <= MAX_SYNTHETIC_USERS):
+            raise InputError(f"--data synthetic:N needs a whole number of users from 3 to {MAX_SYNTHETIC_USERS:,}, "
+                             f"got {spec!r}")
+    elif spec != "ml-100k" or Path(spec).exists():
+        folder = Path(spec)
+        if not folder.is_dir() or len(list(folder.glob("*.inter"))) != 1:
+            raise InputError(f"--data {spec}: expected ml-100k, synthetic[:N], auto or a folder holding exactly one "
+                             "RecBole atomic NAME.inter file (+ NAME.item, NAME.user)")
+    return spec
+
+
+def load_data(spec: str = "ml-100k", seed: int = 0, synthetic_users: int = 120) -> tuple[AtomicDataset, bool]:
+    """'ml-100k' (installed recbole), 'synthetic' or 'synthetic:N' (N users), 'auto' (ml-100k if installed,
+    else synthetic) or a folder of atomic files (e.g. RecBole's ml-1m)."""
+    spec = check_data(spec)
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        n = spec.partition(":")[2]
         return synthetic_lifelong(n_users=int(n) if n else synthetic_users, seed=seed), True
-    return load_atomic(spec), False
+    try:
+        return load_atomic(spec), False
+    except InputError:
+        raise
+    except (ValueError, TypeError, EOFError) as err:  # pandas' parser errors are ValueErrors
+        raise InputError(f"--data {spec}: the atomic files could not be read ({type(err).__name__}: "
+                         f"{str(err)[:120]}); expected tab-separated RecBole atomic files with name:type headers"
+                         ) from err
 
 
 def first_users(ds: AtomicDataset, max_users: int | None) -> AtomicDataset:
@@ -131,7 +162,8 @@ def build_model(kind: str, backbone: str, data: CTRData, cfg: LiberConfig, d_in:
     if kind == "base":
         return net
     if kind == "liber":
-        return LiberCTR(net, InterestFusion(d_in, cfg.embed, cfg.embed, cfg.max_partitions))
+        return LiberCTR(net, InterestFusion(d_in, cfg.embed, cfg.embed, cfg.max_partitions,
+                                            self_attention=cfg.fusion == "self+target"))
     if kind == "kar":
         return KARCTR(net, d_in)
     raise InputError(f"unknown model kind {kind!r}: base, liber or kar")
@@ -149,8 +181,14 @@ def load_model_meta(folder: str | os.PathLike) -> tuple[dict, dict[str, torch.Te
     if not (folder / "model.json").is_file():
         raise InputError(f"{folder} holds no trained LIBER model (model.json): run `tenfold liber train` first")
     meta = read_json(folder / "model.json")
-    if meta.get("schema") != "tenfold.liber.model/2":
+    if not isinstance(meta, dict) or meta.get("schema") != "tenfold.liber.model/2":
         raise SchemaError(f"{folder / 'model.json'} is not a LIBER model file of this version: retrain it")
+    missing = {"config", "data", "seed", "variant", "backbone", "llm"} - set(meta)
+    config = meta.get("config")
+    if missing or not isinstance(config, dict) or set(config) - set(LiberConfig.__dataclass_fields__):
+        raise SchemaError(f"{folder / 'model.json'} is incomplete or from another version "
+                          f"(missing {', '.join(sorted(missing)) or 'nothing'}; config keys checked): retrain it")
+    config.setdefault("fusion", "self+target")  # models saved before the option existed fused that way
     return meta, load_tensors(folder / "model.safetensors")
 
 
