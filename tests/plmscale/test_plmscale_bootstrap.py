@@ -56,8 +56,8 @@ def test_bootstrap_spread_matches_the_sampling_spread_of_the_estimator():
 
 
 def test_percentile_intervals_cover_known_coefficients_fast():
-    """Coverage over 8 independent synthetic sweeps x (a, b, alpha, beta, E): at least 85% inside."""
-    rec = recovery(seed=7, n_datasets=8, n_boot=40)
+    """Coverage over 6 independent synthetic sweeps x (a, b, alpha, beta, E): at least 85% inside."""
+    rec = recovery(seed=7, n_datasets=6, n_boot=30)
     assert rec["coverage_all"] >= 0.85
     for n in RECOVERY_NAMES:
         lo, hi = rec["first_dataset"]["intervals"][n]

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MSEQNNTEMTFQIQRIYTKDIS", "GSHMLEDPVDAFQE", "MNIFEMLRIDEGLRLKIYKDTEG"] * 6
 
 
@@ -27,6 +29,7 @@ def _rows(out: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
+@pytest.mark.slow  # three CLI processes (~45 s on the shared machine)
 def test_killed_sweep_reruns_only_missing_jobs_and_matches_an_uninterrupted_one(tmp_path):
     fasta = tmp_path / "tiny.fasta"
     fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(SEQS)))
