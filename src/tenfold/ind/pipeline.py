@@ -287,10 +287,12 @@ def _gccads(graphs: list[AuthorGraph], folds: dict[str, int], cfg: DetectorConfi
     return models, losses
 
 
-def fit_detector(data: IndData, folder: str | Path, cfg: DetectorConfig, seed: int = 0, on_stage=None) -> Detector:
+def fit_detector(data: IndData, folder: str | Path, cfg: DetectorConfig, seed: int = 0, on_stage=None,
+                 stages: tuple[int, ...] = (1, 2, 3)) -> Detector:
     """Train everything on `data.train`; resumable (finished parts are reloaded from `folder`).
 
-    `on_stage(stage, detector)` is called after each MIND stage (e.g. to evaluate stages 1 and 2).
+    `on_stage(stage, detector)` is called after each MIND stage (e.g. to evaluate stages 1 and 2);
+    `stages` stops early (e.g. (1, 2): the text channel only).
     """
     folder = Path(folder)
     train = data.split("train")
@@ -310,7 +312,7 @@ def fit_detector(data: IndData, folder: str | Path, cfg: DetectorConfig, seed: i
     feats = Features(text_features(data, {p for a in train.values() for p in a.papers}, enc),
                      graph_features(gccads, graphs, folds))
     det = Detector(cfg, folder, enc, gccads, new_mind(cfg, seed), max_length, history={"gccad": ghist})
-    train_mind(det, data, feats, folder, seed, on_stage)
+    train_mind(det, data, feats, folder, seed, on_stage, stages)
     return det
 
 

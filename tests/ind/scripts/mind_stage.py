@@ -37,7 +37,7 @@ def main(lm_dir: str, data_dir: str, run_dir: str, out: str, steps: int, batch: 
     model = MindModel(lm, tok, 4, 5, cfg)
     titles = {p: info["title"] for p, info in data.papers.items()}
     packs = balanced_packs(list(train.values()), cfg.packing_size, cfg.repeats, cfg.max_profile, seed=0)
-    res = train_stage(model, 1, packs, PromptBuilder(model.tok, titles, cfg, 512), Features({}, {}), run_dir, seed=0)
+    res = train_stage(model, 1, packs, PromptBuilder(model.tok, titles, cfg, 1024), Features({}, {}), run_dir, seed=0)
     if accelerator().is_main_process:
         atomic_write_json(out, {"losses": res["losses"], "processes": accelerator().num_processes,
                                 "weights": {k: v.flatten().tolist() for k, v in sorted(model.trainable_state().items())
