@@ -14,12 +14,12 @@ runner = CliRunner()
 
 
 @pytest.mark.slow
-def test_cli_pipeline_generate_train_predict_evaluate(tmp_path, tiny_lm_dir):
+def test_cli_pipeline_generate_train_predict_evaluate(tmp_path, long_lm_dir):
     data, model, sub = tmp_path / "data", tmp_path / "model", tmp_path / "sub.json"
     r = runner.invoke(app, ["generate", "--out", str(data), "--train-authors", "4", "--valid-authors", "2", "--seed", "1"])
     assert r.exit_code == 0, r.output
     assert "synthetic" in r.output
-    r = runner.invoke(app, ["train", "--data", str(data), "--model", str(model), "--lm", str(tiny_lm_dir), "--profile", "smoke"])
+    r = runner.invoke(app, ["train", "--data", str(data), "--model", str(model), "--lm", str(long_lm_dir), "--profile", "smoke"])
     assert r.exit_code == 0, r.output
     for scorer in ("mind", "gccad"):
         r = runner.invoke(app, ["predict", "--data", str(data), "--model", str(model), "--out", str(sub), "--scorer", scorer])
@@ -41,3 +41,11 @@ def test_cli_bad_inputs_raise_clear_errors(tmp_path):
     assert isinstance(r.exception, InputError) and "--scorer" in str(r.exception)
     r = runner.invoke(app, ["evaluate", "--submission", str(tmp_path / "none.json"), "--ground-truth", str(tmp_path / "gt.json")])
     assert isinstance(r.exception, InputError)
+
+
+@pytest.mark.parametrize("args", [["--seed", "-1"], ["--train-authors", "10000000000000"], ["--valid-authors", "10000000000000"],
+                                  ["--train-authors", "1"], ["--valid-authors", "0"]])
+def test_generate_refuses_out_of_range_sizes_and_seeds_at_the_parser(tmp_path, args):
+    r = runner.invoke(app, ["generate", "--out", str(tmp_path / "data"), *args])
+    assert r.exit_code == 2 and "Invalid value" in r.output, r.output
+    assert not (tmp_path / "data").exists()

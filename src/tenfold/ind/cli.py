@@ -6,26 +6,27 @@ from pathlib import Path
 
 import typer
 
-from tenfold.core.commands import add_standard_commands
+from tenfold.core.commands import add_standard_commands, seed_option
 from tenfold.core.errors import InputError
 
 app = typer.Typer(help="MIND: detect incorrect paper-author assignments (WhoIsWho IND) with a structure-enhanced LM.",
                   no_args_is_help=True)
 add_standard_commands(app, "ind")
+MAX_AUTHORS = 20_000  # per split of a generated set (the real WhoIsWho-IND has about 800 training authors)
 
 
 @app.command("generate")
 def generate(
     out: Path = typer.Option(..., help="Folder to write the IND JSON files into."),
-    train_authors: int = typer.Option(100, help="Number of training authors."),
-    valid_authors: int = typer.Option(100, help="Number of held-out authors (with ground truth)."),
-    seed: int = typer.Option(0, help="Seed."),
+    train_authors: int = typer.Option(100, min=2, max=MAX_AUTHORS, help="Number of training authors."),
+    valid_authors: int = typer.Option(100, min=1, max=MAX_AUTHORS, help="Number of held-out authors (with ground truth)."),
+    seed: int = seed_option("Seed of the generator."),
 ) -> None:
     """Write a seeded synthetic dataset in the real WhoIsWho IND format."""
+    from tenfold.core.runtime import work_starts
     from tenfold.data.whoiswho import GeneratorConfig, generate_ind
 
-    if train_authors < 2 or valid_authors < 1:
-        raise InputError("--train-authors must be at least 2 and --valid-authors at least 1")
+    work_starts("generating the data")
     stats = generate_ind(out, seed, GeneratorConfig(n_train=train_authors, n_valid=valid_authors))
     typer.echo(f"wrote {stats['papers']} papers, {stats['train_authors']} train / {stats['valid_authors']} valid "
                f"authors (synthetic) to {out}")
@@ -38,7 +39,7 @@ def train(
     lm: str = typer.Option("tiny-lm-long", help="Zoo model name or Hugging Face causal-LM folder (e.g. Llama-3-8B)."),
     text_encoder: str = typer.Option("tfidf", help="'tfidf' or a Hugging Face encoder folder (MIND: roberta-base)."),
     profile: str = typer.Option("quick", help="Step counts and learning rates: smoke, quick or full (the official recipe)."),
-    seed: int = typer.Option(0, help="Seed."),
+    seed: int = seed_option("Seed of the encoders, GCCAD and MIND."),
 ) -> None:
     """Train GCCAD and MIND's three stages on the training authors."""
     from dataclasses import replace
