@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from tenfold.core.errors import check
+from tenfold.core.errors import CacheError, SchemaError, check
 from tenfold.core.io import load_tensors, save_tensors
 from tenfold.core.runtime import is_main_process
 from tenfold.looped.baselines import tune_step_size
@@ -86,8 +86,11 @@ def trained_looped(task: TaskConfig, T: int, train: TrainConfig, seed: int,
     if cache is not None:
         key = json.dumps([asdict(task), asdict(train), T, seed], sort_keys=True)
         path = Path(cache) / f"d{task.d}-n{task.n}-T{T}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
-        if path.is_file():
+        try:
             w = load_tensors(path)
+        except (CacheError, SchemaError):  # not there (yet, or removed by a concurrent run that finished): train
+            w = None
+        if w is not None:
             with torch.no_grad():
                 model.P.copy_(w["P"])
                 model.Q.copy_(w["Q"])
