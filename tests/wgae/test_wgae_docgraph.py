@@ -115,3 +115,14 @@ def test_npmi_matches_a_hand_worked_example():
     assert np.isclose(np.log(p01 / (p0 * p1)) / -np.log(p01), 1.0)
     with pytest.raises(InputError, match="words"):
         npmi_coherence(phi[:2], net)
+
+
+def test_a_damaged_cache_entry_is_parsed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("TENFOLD_HOME", str(tmp_path / "home"))
+    _site(tmp_path / "html")
+    config = DocGraphConfig(vocab_size=10, min_df=2, max_df=1.0, min_tokens=1)
+    first = load_python_docs_graph(config, root=tmp_path / "html")
+    (entry,) = (tmp_path / "home").rglob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:40])  # truncated, as by a full disk
+    again = load_python_docs_graph(config, root=tmp_path / "html")
+    assert again.edges.tolist() == first.edges.tolist() and again.vocab == first.vocab

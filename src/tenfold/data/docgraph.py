@@ -22,6 +22,7 @@ import math
 import os
 import posixpath
 import re
+import zipfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -234,7 +235,10 @@ def load_python_docs_graph(config: DocGraphConfig = DocGraphConfig(), root: str 
 
         path = cache_dir("data", "python-docs-graph") / f"{config.key()}-{tag}.npz"
         if path.is_file():
-            return load_network(path)
+            try:
+                return load_network(path)
+            except (InputError, EOFError, OSError, ValueError, zipfile.BadZipFile):
+                pass  # a damaged cache entry (e.g. a disk filled mid-write): parse the pages again
     net = _build(root, config)
     if path is not None:
         save_network(net, path)

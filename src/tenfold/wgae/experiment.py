@@ -5,7 +5,6 @@ memory, full-graph vs subgraph decoding, as the graph grows."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -181,6 +180,7 @@ def add_claims(result: Result, name: str, run: dict, seeds: list[int]) -> None:
 
 
 def reproduce(profile: str = "quick", seed: int = 0, out: Path | None = None, seeds: int | None = None) -> Result:
+    from tenfold.core.io import atomic_write_json
     from tenfold.core.runtime import seed_everything, torch_threads
     from tenfold.data.docgraph import python_doc_roots
 
@@ -209,8 +209,7 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path | None = None, se
                     metrics={name: {k: v for k, v in run.items() if k != "top_words"} for name, run in runs.items()})
     for name, run in runs.items():
         add_claims(result, name, run, seed_list)
-    (out / "details.json").write_text(json.dumps({name: {"top_words": run["top_words"]} for name, run in runs.items()},
-                                                 indent=1))
+    atomic_write_json(out / "details.json", {name: {"top_words": run["top_words"]} for name, run in runs.items()})
     result.artifacts = ["details.json", *_plots(out, runs, seed_list)]
     result.notes = notes + [
         "python-docs is real (Debian python3-doc HTML, pages as nodes, hyperlinks as links); dcsbm is synthetic "
