@@ -62,6 +62,13 @@ def test_simulate_refuses_a_huge_or_non_finite_setting_before_any_work(toy_atomi
     assert not (tmp_path / "s").exists()  # refused before the output folder was made
 
 
+@pytest.fixture(scope="module")
+def toy_lists(toy_atomic, tmp_path_factory):
+    lists = tmp_path_factory.mktemp("relife-cli") / "lists"
+    assert runner.invoke(app, [*SIMULATE, "--data", str(toy_atomic), "--out", str(lists)]).exit_code == 0
+    return lists
+
+
 def test_seeds_the_parser_allows_are_the_ones_every_library_accepts(toy_atomic, tmp_path):
     for seed in ("-1", str(2**31)):
         r = runner.invoke(app, [*SIMULATE, "--data", str(toy_atomic), "--out", str(tmp_path / "s"), "--seed", seed])
@@ -71,10 +78,8 @@ def test_seeds_the_parser_allows_are_the_ones_every_library_accepts(toy_atomic, 
 @pytest.mark.parametrize("option, value, word", [("--lr", "nan", "lr"), ("--dim", "10000000000000", "dim"),
                                                  ("--max-epochs", "10000000000000", "max_epochs"),
                                                  ("--cl-weight", "inf", "cl_weight")])
-def test_train_refuses_a_huge_or_non_finite_setting(toy_atomic, tmp_path, option, value, word):
-    lists = tmp_path / "lists"
-    assert runner.invoke(app, [*SIMULATE, "--data", str(toy_atomic), "--out", str(lists)]).exit_code == 0
-    r = runner.invoke(app, ["train", "--lists", str(lists), "--out", str(tmp_path / "m"), option, value])
+def test_train_refuses_a_huge_or_non_finite_setting(toy_lists, tmp_path, option, value, word):
+    r = runner.invoke(app, ["train", "--lists", str(toy_lists), "--out", str(tmp_path / "m"), option, value])
     assert r.exit_code != 0 and word in str(r.exception)
     assert not (tmp_path / "m").exists()
 

@@ -44,7 +44,7 @@ class RelifeConfig:
     use_history: bool = True  # ablation "history off": every history list masked
     hybrid: bool = True  # ablation "clicks only": False keeps only the clicked history items
     contrastive: str = "user"  # reading (a) same-user InfoNCE | (b) "label": label-teacher InfoNCE
-    cl_weight: float = 0.01  # lambda: picked on validation among {0.01, 0.1} (docs/relife.md)
+    cl_weight: float = 0.01  # lambda: our choice, not tuned by a recorded sweep (docs/relife.md)
     cl_temperature: float = 0.2  # tau
 
     def __post_init__(self) -> None:
