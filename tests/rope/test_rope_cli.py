@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tenfold.rope.cli import app
@@ -41,3 +42,30 @@ def test_train_refuses_a_validation_file_that_repeats_training_formulas(tmp_path
 def test_generate_refuses_an_even_size_without_not():
     res = CliRunner().invoke(app, ["generate", "--size", "8", "--out", "x.jsonl"])
     assert res.exit_code != 0 and "odd number of nodes" in str(res.exception)
+
+
+@pytest.mark.parametrize("args", [
+    ["sweep", "--workers", "10000000000000"], ["sweep", "--seeds", "10000000000000"], ["sweep", "--seeds", "1"],
+    ["sweep", "--seed", "-1"], ["generate", "--n", "10000000000000"], ["generate", "--size", "10000000000000"],
+    ["train", "--data", "a", "--val", "b", "--width", "10000000000000"],
+    ["train", "--data", "a", "--val", "b", "--steps", "10000000000000"],
+])
+def test_sizes_and_seeds_out_of_range_are_refused_by_the_parser(args):
+    res = CliRunner().invoke(app, [*args, "--out", "never-written"])
+    assert res.exit_code == 2 and "Invalid value" in res.output
+
+
+def test_train_refuses_a_corrupted_file_a_nan_target_and_sequences_past_the_model(tmp_path):
+    runner = CliRunner()
+    garbage = tmp_path / "bad.jsonl"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    _generate(runner, tmp_path / "val.jsonl", "--size", "7", "--n", "5", "--unique")
+    res = runner.invoke(app, ["train", "--data", str(garbage), "--val", str(tmp_path / "val.jsonl"), "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "bad.jsonl is not UTF-8 text" in str(res.exception)
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "val.jsonl"), "--val", str(garbage), "--target", "nan"])
+    assert res.exit_code != 0 and "--target must be an accuracy in (0, 1], got nan" in str(res.exception)
+    _generate(runner, tmp_path / "long.jsonl", "--size", "301", "--family", "skewed", "--n", "2")
+    _generate(runner, tmp_path / "long-val.jsonl", "--size", "301", "--family", "skewed", "--n", "2", "--seed", "9")
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "long.jsonl"), "--val", str(tmp_path / "long-val.jsonl"),
+                              "--cot", "--out", str(tmp_path / "m")])
+    assert res.exit_code != 0 and "sequences of 602 positions" in str(res.exception) and "drop --cot" in str(res.exception)

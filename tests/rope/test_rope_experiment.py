@@ -127,3 +127,12 @@ def test_a_killed_sweep_reruns_only_the_missing_jobs_and_ends_as_an_uninterrupte
     # finished jobs were not rerun: their files (which record CPU seconds) are byte for byte the same
     assert all((jobs / name).read_bytes() == data for name, data in before.items())
     assert _comparable(killed / "result.json") == _comparable(whole / "result.json")
+
+
+def test_slope_claim_evidence_names_the_per_seed_slopes_and_a_zero_width_interval():
+    r = scratch()
+    slope_claim(r, "boolean", "rope", [1.86, 1.86, 1.86], [0.0, 0.0, 0.0])
+    assert "balanced 1.86, 1.86, 1.86, skewed 0.00, 0.00, 0.00" in r.claims[0].evidence
+    assert "zero width" in r.claims[0].evidence
+    slope_claim(r, "boolean", "nope", [2.0, 2.2, 1.9], [0.1, 0.0, 0.2])
+    assert "zero width" not in r.claims[1].evidence

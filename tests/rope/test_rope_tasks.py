@@ -130,3 +130,28 @@ def test_bad_requests_name_the_problem(tmp_path):
     path.write_text(json.dumps({"tokens": ["1", "0", "and"], "answer": 1}) + "\n")
     with pytest.raises(InputError, match=":1: answer 1 disagrees"):
         list(read_jsonl(path, "boolean", "postfix"))
+
+
+def test_damaged_files_are_refused_with_the_file_named(tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"\x89\xff\xfe binary \x00\x01 garbage")
+    with pytest.raises(InputError, match=r"f.jsonl is not UTF-8 text"):
+        list(read_jsonl(path, "boolean", "postfix"))
+    path.write_text('{"tokens": ["1", "0", "an')  # truncated
+    with pytest.raises(InputError, match=r"f.jsonl:1: not a JSON object with a 'tokens' list"):
+        list(read_jsonl(path, "boolean", "postfix"))
+    path.write_text(json.dumps({"tokens": ["1"] * 600}) + "\n")
+    with pytest.raises(InputError, match=r":1: a formula of 600 nodes; at most 512"):
+        list(read_jsonl(path, "boolean", "postfix"))
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_deepest_allowed_formula_is_read_and_solved_exactly(tmp_path, encoding):
+    """A chain of 511 `not`s (512 nodes, 511 levels: past Python's default recursion limit in every walk)."""
+    tokens = {"prefix": ["not"] * 511 + ["1"], "postfix": ["1"] + ["not"] * 511,
+              "infix": ["(", "not"] * 511 + ["1"] + [")"] * 511}[encoding]
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps({"tokens": tokens, "answer": 0}) + "\n")  # 511 negations of 1
+    [inst] = read_jsonl(path, "boolean", encoding)
+    assert (inst.answer, inst.depth, inst.size) == (0, 511, 512)
+    assert min(r.depth for r in generate("boolean", 512, 2, p_not=0.9999, seed=1)) > 400  # drawn just as deep

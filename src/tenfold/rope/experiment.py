@@ -23,7 +23,7 @@ from tenfold.core.plots import plt, save_figure
 from tenfold.core.progress import progress, say
 from tenfold.core.registry import MethodSpec, register
 from tenfold.core.results import Result
-from tenfold.core.runtime import Timer, configure, pick_device, torch_threads
+from tenfold.core.runtime import Timer, configure, pick_device, torch_threads, work_starts
 from tenfold.core.stats import paired_bootstrap, seed_interval
 from tenfold.rope.model import POSITIONS, FormulaTransformer, ModelConfig
 from tenfold.rope.sweeps import (
@@ -96,6 +96,7 @@ def run_missing(spec: SweepSpec, jobs: list[Job], folder: Path, eval_seed: int, 
     check(workers >= 1, f"--workers must be >= 1, got {workers}")
     missing = [j for j in jobs if load_job(folder, spec, j, eval_seed) is None]
     if missing:
+        work_starts(f"{len(missing)} sweep jobs")
         say(f"[rope] {len(missing)} of {len(jobs)} jobs to run ({len(jobs) - len(missing)} already done)")
     if workers == 1 or len(missing) <= 1:
         for job in progress(missing, desc="rope jobs"):
@@ -132,13 +133,18 @@ def slope(sizes: list[int], values: list[float]) -> float:
 
 def slope_claim(result: Result, task: str, position: str, ours: list[float], reference: list[float],
                 ours_name: str = "balanced", reference_name: str = "skewed") -> None:
-    """Balanced slope minus control slope, paired by seed (t interval); the null is two equal families."""
+    """Balanced slope minus control slope, paired by seed (t interval); the null is two equal families. L* lives
+    on a grid, so seeds often agree exactly: the evidence line then says the interval has zero width."""
+    diffs = [a - b for a, b in zip(ours, reference, strict=True)]
+    what = (f"training seeds; formula sets fixed; per-seed slopes {ours_name} {', '.join(f'{v:.2f}' for v in ours)}, "
+            f"{reference_name} {', '.join(f'{v:.2f}' for v in reference)}"
+            + ("; every seed gives the same difference, so the t interval has zero width" if len(set(diffs)) == 1 else ""))
     result.claim(f"depth_grows_faster_{ours_name}_{task}_{position}",
                  f"{task}, {position}: the depth L* a fixed-width model needs for 95% validation accuracy grows with "
                  f"formula size faster for {ours_name} formulas than for size-matched {reference_name} formulas (slope of "
                  f"log2 L* against log2 n, {ours_name} - {reference_name}; null: equal slopes, as for a family against itself)",
                  float(np.mean(ours)), float(np.mean(reference)), f"{reference_name} slope", "higher",
-                 interval=seed_interval(ours, reference, what="training seeds; formula sets fixed"))
+                 interval=seed_interval(ours, reference, what=what))
 
 
 def contrast_claim(result: Result, size: int, growing: list[dict], fixed: list[dict], growing_name: str,

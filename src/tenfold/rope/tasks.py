@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -21,7 +23,9 @@ from tenfold.core.errors import InputError, check
 TASKS = ("boolean", "arithmetic")
 ENCODINGS = ("prefix", "infix", "postfix")
 FAMILIES = ("balanced", "skewed")
-MAX_SIZE = 512  # Python recursion: a skewed formula of 512 nodes is ~300 levels deep
+MAX_SIZE = 512  # nodes; the model's 512 positions hold a formula of up to 510 tokens, its '=' and its answer
+MAX_COUNT = 1_000_000  # formulas per request (a 511-node formula takes 10-40 ms to draw on a loaded CPU core)
+MAX_MISSES = 20_000  # consecutive draws that are all repeats or excluded: the family is exhausted, give up
 P_NOT = 0.0  # and/or only: still NC1-complete (negations pushed to the leaves turn constants into constants)
 MAX_MODULUS = 997
 ARITY = {"and": 2, "or": 2, "not": 1, "+": 2, "*": 2}
@@ -39,6 +43,18 @@ def check_task(task: str, modulus: int) -> None:
 
 def constants(task: str, modulus: int) -> list[str]:
     return ["0", "1"] if task == "boolean" else [str(v) for v in range(modulus)]
+
+
+@contextmanager
+def recursion_room(frames: int = 4 * MAX_SIZE + 1000):
+    """Room for the recursive tree walks below (about two frames per level): a formula of MAX_SIZE nodes can be
+    MAX_SIZE - 1 levels deep (a chain of `not`), past Python's default limit of 1000 frames."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, frames))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def depth(f: Formula) -> int:
@@ -219,22 +235,27 @@ def generate(task: str, n: int, count: int, family: str = "balanced", encoding: 
     """`count` formulas of exactly `n` nodes, never one whose tokens are in `exclude`; with `unique`, all
     distinct (an InputError when the family has too few distinct formulas of that size)."""
     check_sized(task, n, family, modulus, encoding, p_not)
-    check(isinstance(count, int) and count >= 1, f"count (number of formulas) must be >= 1, got {count!r}")
+    check(isinstance(count, int) and 1 <= count <= MAX_COUNT,
+          f"count (number of formulas) must be an integer in 1..{MAX_COUNT:,}, got {count!r}")
     modulus = 2 if task == "boolean" else modulus
     rng = random.Random(f"{task}:{n}:{family}:{encoding}:{modulus}:{seed}")
     seen: set[tuple[str, ...]] = set()
     out: list[Instance] = []
-    budget = 200 * count + 1000
-    for _ in range(budget):
-        if len(out) == count:
-            return out
-        inst = make_instance(sized_formula(task, n, family, rng, modulus, p_not), encoding, modulus)
-        if inst.tokens in exclude or (unique and inst.tokens in seen):
-            continue
-        seen.add(inst.tokens)
-        out.append(inst)
+    budget, draws, misses = 200 * count + 1000, 0, 0
+    with recursion_room():
+        while len(out) < count and draws < budget and misses < MAX_MISSES:
+            draws += 1
+            inst = make_instance(sized_formula(task, n, family, rng, modulus, p_not), encoding, modulus)
+            if inst.tokens in exclude or (unique and inst.tokens in seen):
+                misses += 1
+                continue
+            misses = 0
+            seen.add(inst.tokens)
+            out.append(inst)
+    if len(out) == count:
+        return out
     raise InputError(f"found only {len(out)} of {count} {'distinct ' if unique else ''}{family} {task} formulas of "
-                     f"size {n} outside the excluded ones in {budget:,} draws: ask for fewer, or a larger size")
+                     f"size {n} outside the excluded ones in {draws:,} draws: ask for fewer, or a larger size")
 
 
 def overlap(a: list[Instance], b: list[Instance]) -> int:
@@ -293,19 +314,28 @@ def read_jsonl(path: str | Path, task: str, encoding: str, modulus: int = 2) -> 
     check_task(task, modulus)
     path = Path(path)
     check(path.is_file(), f"formula file {path} does not exist")
-    with path.open() as fh:
-        for no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                tokens = [str(t) for t in row["tokens"]]
-                f = parse(tokens, encoding, task, modulus)
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise InputError(f"{path}:{no}: not a JSON object with a 'tokens' list ({err})") from err
-            except InputError as err:
-                raise InputError(f"{path}:{no}: {err}") from err
-            inst = make_instance(f, encoding, modulus)
-            if "answer" in row and row["answer"] != inst.answer:
-                raise InputError(f"{path}:{no}: answer {row['answer']!r} disagrees with the formula's value {inst.answer}")
-            yield inst
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path} is not UTF-8 text (byte {err.start}): expected JSONL, one "
+                         '{"tokens": [...], "answer": ...} a line') from err
+    except OSError as err:
+        raise InputError(f"cannot read formula file {path} ({err.strerror or err})") from err
+    for no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            tokens = [str(t) for t in row["tokens"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise InputError(f"{path}:{no}: not a JSON object with a 'tokens' list ({err})") from err
+        nodes = sum(t not in ("(", ")") for t in tokens)
+        check(nodes <= MAX_SIZE, f"{path}:{no}: a formula of {nodes} nodes; at most {MAX_SIZE} are supported")
+        try:
+            with recursion_room():
+                inst = make_instance(parse(tokens, encoding, task, modulus), encoding, modulus)
+        except InputError as err:
+            raise InputError(f"{path}:{no}: {err}") from err
+        if "answer" in row and row["answer"] != inst.answer:
+            raise InputError(f"{path}:{no}: answer {row['answer']!r} disagrees with the formula's value {inst.answer}")
+        yield inst
