@@ -261,8 +261,9 @@ def _plots(out: Path, summaries: dict, runs_by_obj: dict) -> list[str]:
         ax.set_xscale("log")
         ax.set_xlabel("non-embedding parameters N")
         ax.set_ylabel("validation loss")
-        ax.set_title(f"{obj.upper()} IsoFLOP profiles (* raw minimum, x parabola vertex)")
+        ax.set_title(f"{obj.upper()} IsoFLOP profiles\n(* raw minimum, x parabola vertex)", fontsize=10)
         ax.legend(fontsize=7)
+    fig.tight_layout()
     names.append(save_figure(fig, out / "isoflop_profiles.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
