@@ -280,7 +280,8 @@ PAPER_INIT = np.array([5.0, 10.0, 1.0, 0.5, 0.5])
 
 def fit_parametric_both(runs, delta: float = HUBER_DELTA, top_starts: int = 50) -> dict[str, ParametricFit]:
     """The paper's single-start fit (`--init paper`) and the multi-start fit, side by side: on the paper's
-    CLM data the single start stops in a local optimum that the grid's best starts get below."""
+    CLM training curves the single start stops in a local optimum that the grid's best starts get below
+    (the authors' refit); on its released IsoFLOP table both reach the same optimum (docs/plmscale.md)."""
     return {"paper_init": fit_parametric(runs, delta, top_starts=0, init=PAPER_INIT),
             "multi_start": fit_parametric(runs, delta, top_starts=top_starts)}
 
