@@ -228,8 +228,11 @@ def sweep(
         for line in job_lines(jobs):
             typer.echo(line)
         return
+    from tenfold.core.io import ensure_writable_dir
+
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file: the sweep writes a folder (runs/ and runs.csv)")
+    ensure_writable_dir(out)
     rows = run_sweep(load_proteins(fasta, max_sequences=max_sequences), out, cfg, only=run_index)
     if len(rows) == len(jobs):
         typer.echo(f"{len(rows)} runs in {(out / 'runs.csv').resolve()}; fit them with "
