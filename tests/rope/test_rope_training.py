@@ -64,3 +64,15 @@ def test_bfloat16_evaluation_leaves_the_model_in_float32():
     assert low.shape == (20,) and model.embed.weight.dtype == torch.float32
     assert low.dtype == torch.float64  # 19 of 20 right reads as exactly 0.95, so it meets a 0.95 target
     assert torch.tensor([1.0] * 19 + [0.0], dtype=low.dtype).mean().item() >= 0.95
+
+
+def test_every_short_budget_trains():
+    """OneCycleLR's warm-up divides by (warm-up fraction x steps - 1): no budget may make that zero (10 steps did)."""
+    vocab = Vocab.build("boolean")
+    rows = generate("boolean", 5, 8, "skewed", seed=2)
+    data = encode_split(rows, vocab, cot=False)
+    model = FormulaTransformer(ModelConfig.sized(len(vocab), 16, 1))
+    with torch_threads(1):
+        for steps in range(1, 22):
+            fit = train_model(model, data, data, TrainConfig(steps=steps, batch=4, target=1.0, eval_every=steps))
+            assert fit["steps"] >= 1 and fit["loss"] == fit["loss"]  # finite, not NaN

@@ -289,10 +289,10 @@ def _plots(spec: SweepSpec, m: dict, folder: Path) -> list[str]:
                    xticklabels=[str(n) for n in sizes])
             ax.set_yticks([*spec.layers, spec.layers[-1] * 2], [*map(str, spec.layers), "none"])
             ax.minorticks_off()
-            ax.set_ylim(0.8, spec.layers[-1] * 2.5)
-            ax.legend(fontsize=7, loc="lower right")
+            ax.set_ylim(0.8, spec.layers[-1] * 6)  # room above the "none" line for the legend
+            ax.legend(fontsize=7, loc="upper left")
         axes[0][0].set_ylabel(f"L* (smallest L with val acc >= {spec.train.target})")
-        fig.suptitle(f"{task}: depth needed vs formula size (width {spec.width})", fontsize=9)
+        fig.suptitle(f"{task}: depth needed vs formula size (width {spec.width})", fontsize=9, y=1.02)
         files.append(save_figure(fig, folder / f"L_star_{task}.png"))
         files.append(_heatmap(m["test_acc"][task]["rope"], sizes, spec, folder / f"acc_{task}_rope.png", task))
     if "contrast" in m:

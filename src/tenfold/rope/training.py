@@ -73,7 +73,8 @@ def train_model(model: FormulaTransformer, train: Encoded, val: Encoded, cfg: Tr
     acc = accelerator()
     g = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    warmup = 0.1 if cfg.steps != 10 else 0.2  # OneCycleLR divides by warmup * steps - 1, zero at exactly 10 steps
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warmup)
     wrapped, opt = acc.prepare(model, opt)
     val_acc, loss, step = 0.0, float("nan"), 0
     for step in range(1, cfg.steps + 1):
