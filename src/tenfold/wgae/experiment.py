@@ -115,7 +115,9 @@ def run_dataset(name: str, net, p: dict, seeds: list[int]) -> dict:
             else:
                 m, cpu = fit_model(model, net, split, selected[model], p, seed)
             auc, ap = auc_ap(m.score(split.test_pos), m.score(split.test_neg))
-            row[model] = {"auc": auc, "ap": ap, "val_auc": m.val_auc, "best_step": m.best_epoch, "cpu_seconds": cpu}
+            # the model kept, as Adam steps taken (WGAE's best_epoch counts epochs of steps_per_epoch steps)
+            kept = (m.best_epoch + 1) * (p["steps_per_epoch"] if model in OURS else 1)
+            row[model] = {"auc": auc, "ap": ap, "val_auc": m.val_auc, "steps_at_best": kept, "cpu_seconds": cpu}
             fitted[model] = m
         lda_cache: dict = {}
         for model in TOPIC_MODELS:
