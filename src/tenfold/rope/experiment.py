@@ -283,7 +283,7 @@ def _plots(spec: SweepSpec, m: dict, folder: Path) -> list[str]:
                 for s in range(ys.shape[1]):
                     ax.plot(sizes, 2 ** ys[:, s], style, alpha=0.35, color="C0" if fam == "balanced" else "C1")
                 ax.plot(sizes, 2 ** ys.mean(1), style, lw=2, color="C0" if fam == "balanced" else "C1",
-                        label=f"{fam} (mean of {ys.shape[1]} seeds)")
+                        label=f"{fam} (geometric mean of {ys.shape[1]} seeds)" if ys.shape[1] > 1 else f"{fam} (1 seed)")
             ax.axhline(spec.layers[-1] * 2, color="grey", lw=0.8, ls=":")
             ax.set(xscale="log", yscale="log", xlabel="formula size n (tokens)", title=pos, xticks=sizes,
                    xticklabels=[str(n) for n in sizes])
