@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 from tenfold.core.runtime import torch_threads
@@ -76,3 +84,22 @@ def test_every_short_budget_trains():
         for steps in range(1, 22):
             fit = train_model(model, data, data, TrainConfig(steps=steps, batch=4, target=1.0, eval_every=steps))
             assert fit["steps"] >= 1 and fit["loss"] == fit["loss"]  # finite, not NaN
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_the_same_model_as_one(tmp_path):
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if launcher is None:
+        pytest.skip("accelerate's launcher is not installed")
+    script = Path(__file__).parent / "scripts" / "ddp_rope.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600)
+    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                    "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(two)],
+                   check=True, env=env, timeout=600, capture_output=True)
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert (a["processes"], b["processes"], a["steps"], b["steps"]) == (1, 2, 12, 12)
+    # float32 all-reduce sums in another order than one process's batch mean: equal to rounding, not bit for bit
+    torch.testing.assert_close(torch.tensor(b["weights"]), torch.tensor(a["weights"]), atol=1e-5, rtol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.json", "two.json"]  # one writer per run
