@@ -166,8 +166,8 @@ def test_auc_claim_negative_control_a_second_din_relabelled_as_ours_does_not_hol
 
 def test_cli_reproduce_with_a_served_model_labels_the_llm(tmp_path, make_server):
     srv = make_server("rules")
-    out = _ok(["reproduce", "--profile", "smoke", "--out", str(tmp_path), "--max-users", "16", "--llm", "openai",
-               "--llm-url", srv.url, "--llm-model", "served-rules", "--llm-concurrency", "3"])
+    out = _ok(["reproduce", "--profile", "smoke", "--seeds", "1", "--out", str(tmp_path), "--max-users", "16",
+               "--llm", "openai", "--llm-url", srv.url, "--llm-model", "served-rules", "--llm-concurrency", "3"])
     result = json.loads((tmp_path / "liber" / "result.json").read_text())
     assert result["config"]["llm"] == "openai:served-rules" and "a real LLM" in result["config"]["llm_label"]
     assert result["metrics"]["llm_calls_first_run"] == srv.requests > 0
@@ -189,6 +189,7 @@ def _cache_rows(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # three CLI processes (~15 s idle); the cache-level kill test in test_liber_llm.py is the fast one
 def test_summarize_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tmp_path, make_server):
     srv = make_server("rules", delay=0.15)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}

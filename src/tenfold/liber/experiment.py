@@ -266,7 +266,7 @@ def _plot_deltas(deltas: dict, out: Path) -> str:
     ax.errorbar(mid, range(len(names)), xerr=[lo, hi], fmt="o", color="tab:orange", capsize=4)
     ax.axvline(0, color="gray", lw=1)
     ax.set_yticks(range(len(names)), [SETTINGS[n] for n in names], fontsize=7)
-    ax.set_xlabel("test AUC of DIN + LIBER minus DIN (95% interval over test users)")
+    ax.set_xlabel("test AUC of DIN + LIBER minus DIN (95% claim interval: test users and seeds)")
     ax.set_title("LIBER's AUC difference per setting")
     save_figure(fig, out / "auc_difference.png")
     return "auc_difference.png"
