@@ -120,3 +120,14 @@ def test_from_pretrained_loads_a_saved_dit_pipeline(small_pipeline_dir):
     lazy = LazyDiTPipeline.from_pretrained(small_pipeline_dir)
     out = lazy([1, 2], 3, guidance_scale=2.0, output_type="pt", generator=torch.Generator().manual_seed(0))
     assert out.images.shape == (2, 3, 16, 16) and 0 <= out.images.min() and out.images.max() <= 1
+
+
+def test_a_pipeline_saved_with_another_scheduler_is_sampled_with_ddim_of_its_schedule(small_pipeline, tmp_path):
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    small_pipeline.scheduler = DPMSolverMultistepScheduler.from_config(small_pipeline.scheduler.config)
+    small_pipeline.save_pretrained(tmp_path)
+    lazy = LazyDiTPipeline.from_pretrained(tmp_path)
+    assert isinstance(lazy.scheduler, DDIMScheduler)
+    reference = DDIMScheduler(num_train_timesteps=1000)
+    assert torch.equal(lazy.scheduler.alphas_cumprod, reference.alphas_cumprod)

@@ -268,8 +268,10 @@ class LazyDiTPipeline:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> LazyDiTPipeline:
-        """A `save_pretrained` DiTPipeline folder (model_index.json)."""
-        from diffusers import DiTPipeline
+        """A `save_pretrained` DiTPipeline folder (model_index.json). A folder saved with another scheduler
+        (the DiT release ships DDIM; users often save DPM-Solver) is sampled with DDIM built from that
+        scheduler's noise schedule, as gates are trained per DDIM step."""
+        from diffusers import DDIMScheduler, DiTPipeline
         from diffusers.utils import logging
 
         folder = Path(folder)
@@ -279,7 +281,10 @@ class LazyDiTPipeline:
         shown = logging.is_progress_bar_enabled()
         logging.disable_progress_bar()  # a loading bar per component is noise in a command's output
         try:
-            return cls.from_pipe(DiTPipeline.from_pretrained(folder))
+            pipe = DiTPipeline.from_pretrained(folder)
+            if not isinstance(pipe.scheduler, DDIMScheduler):
+                pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+            return cls.from_pipe(pipe)
         finally:
             if shown:
                 logging.enable_progress_bar()
