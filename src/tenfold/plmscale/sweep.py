@@ -153,8 +153,15 @@ def build_model(objective: str, hidden: int, layers: int, vocab: int, seq_len: i
                         num_attention_heads=heads, max_position_embeddings=seq_len + 2, position_embedding_type="rotary",
                         pad_token_id=tok.pad_id, mask_token_id=tok.mask_id, token_dropout=False,
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, tie_word_embeddings=True)
-        return EsmForMaskedLM(cfg)
+        return without_contact_head_grads(EsmForMaskedLM(cfg))
     raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
+def without_contact_head_grads(model):
+    """Freeze ESM's contact-prediction head: the MLM loss never uses it, and data-parallel training refuses
+    parameters that get no gradient. One process is unchanged (AdamW already skipped them: no grad)."""
+    model.esm.contact_head.requires_grad_(False)
+    return model
 
 
 def non_embedding_params(model) -> int:
@@ -165,13 +172,15 @@ def non_embedding_params(model) -> int:
 
 def mask_tokens(x: torch.Tensor, tok: AminoAcidTokenizer, prob: float, gen: torch.Generator):
     """BERT-style masking: choose `prob` of positions; 80% -> <mask>, 10% -> random residue, 10% kept."""
-    chosen = torch.rand(x.shape, generator=gen) < prob
-    labels = torch.where(chosen, x, torch.full_like(x, -100))
+    chosen = torch.rand(x.shape, generator=gen) < prob  # drawn on the CPU generator, then moved to x's device
     roll = torch.rand(x.shape, generator=gen)
+    rand = chosen & (roll >= 0.8) & (roll < 0.9)
+    replacement = torch.randint(len(SPECIALS), len(tok), (int(rand.sum()),), generator=gen).to(x.device)
+    chosen, roll, rand = chosen.to(x.device), roll.to(x.device), rand.to(x.device)
+    labels = torch.where(chosen, x, torch.full_like(x, -100))
     inputs = x.clone()
     inputs[chosen & (roll < 0.8)] = tok.mask_id
-    rand = chosen & (roll >= 0.8) & (roll < 0.9)
-    inputs[rand] = torch.randint(len(SPECIALS), len(tok), (int(rand.sum()),), generator=gen)
+    inputs[rand] = replacement
     return inputs, labels
 
 
@@ -199,19 +208,30 @@ def flops_per_token(params: int, layers: int, hidden: int, seq_len: int, vocab: 
     return 6.0 * (params + extra)
 
 
-def objective_loss(model, objective: str, x: torch.Tensor, tok, cfg, gen: torch.Generator, rows=None) -> torch.Tensor:
+def objective_loss(model, objective: str, x: torch.Tensor, tok, cfg, gen: torch.Generator, rows=None,
+                   processes: int = 1) -> torch.Tensor:
     """Next-token loss (CLM) or BERT-masked loss with `cfg.mask_prob` (MLM) of one batch of windows.
 
-    `rows`: this process's share of the batch (masks are drawn for the whole batch first, so a
-    data-parallel run masks exactly as a single process does).
+    `rows`: this process's share of the batch out of `processes` (masks are drawn for the whole batch
+    first, so a data-parallel run masks exactly as a single process does). Data parallelism averages the
+    processes' gradients, so with more than one process the MLM loss is this share's summed token loss
+    over the whole batch's masked count, times `processes`: the processes hold different numbers of
+    masked tokens, and a mean of per-process means would weight them unequally. (CLM shares hold equal
+    token counts, so their means average to the batch mean.)
     """
     if objective == "clm":
         x = x if rows is None else x[rows]
         return model(input_ids=x, labels=x).loss
     inputs, labels = mask_tokens(x, tok, cfg.mask_prob, gen)
+    total = (labels != -100).sum()
     if rows is not None:
         inputs, labels = inputs[rows], labels[rows]
-    return model(input_ids=inputs, labels=labels).loss
+    if processes == 1:
+        return model(input_ids=inputs, labels=labels).loss
+    logits = model(input_ids=inputs).logits
+    summed = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                               ignore_index=-100, reduction="sum")
+    return summed * processes / total.clamp(min=1)
 
 
 @torch.no_grad()
@@ -254,7 +274,7 @@ def train_run(objective: str, hidden: int, layers: int, budget: float, train: to
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, steps, warmup, cfg.lr)
         batch = train[torch.randint(0, len(train), (cfg.batch_size,), generator=gen)].to(acc.device)
-        loss = objective_loss(model, objective, batch, tok, cfg, gen, rows)
+        loss = objective_loss(model, objective, batch, tok, cfg, gen, rows, acc.num_processes)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)

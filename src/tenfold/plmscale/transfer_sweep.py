@@ -33,6 +33,7 @@ from tenfold.plmscale.sweep import (
     non_embedding_params,
     objective_loss,
     pack,
+    without_contact_head_grads,
     worker_pool,
 )
 
@@ -70,7 +71,7 @@ def build_esm(hidden: int, layers: int, tok: AminoAcidTokenizer, seq_len: int, c
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # EsmForMaskedLM warns that is_decoder=True is unusual: here it is the point
     try:
-        return EsmForMaskedLM(cfg)
+        return without_contact_head_grads(EsmForMaskedLM(cfg))
     finally:
         hf_logging.set_verbosity(verbosity)
 
@@ -100,7 +101,7 @@ def _train(model, objective: str, steps: int, train: torch.Tensor, valid: torch.
             group["lr"] = learning_rate(step, steps, warmup, cfg.lr, schedule)
         x = train[torch.randint(0, len(train), (cfg.batch_size,), generator=gen)].to(acc.device)
         loss = _clm_loss(wrapped, x[rows]) if objective == "clm" else objective_loss(wrapped, "mlm", x, tok, cfg, gen,
-                                                                                   rows)
+                                                                                   rows, acc.num_processes)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(wrapped.parameters(), 1.0)

@@ -1,0 +1,34 @@
+"""The sweep's training loop under data parallelism (issue 26): two gloo processes on CPU give the rows
+of one process, for CLM and for MLM (whose processes hold different numbers of masked tokens)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_sweep_run.py"
+
+
+@pytest.mark.slow  # three interpreters importing torch and transformers (~30-90 s on the shared machine)
+def test_two_cpu_processes_give_the_rows_of_one_process(tmp_path):
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if launcher is None:
+        pytest.skip("accelerate's launcher is not installed")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    subprocess.run([sys.executable, str(SCRIPT), str(one)], check=True, env=env, timeout=600)
+    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                    "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(two)],
+                   check=True, env=env, timeout=600, capture_output=True)
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    for objective in ("clm", "mlm"):
+        assert a[objective]["steps"] == b[objective]["steps"] and a[objective]["tokens"] == b[objective]["tokens"]
+        # float32 all-reduce sums in another order than one process: equal to round-off, not bit for bit
+        assert b[objective]["loss"] == pytest.approx(a[objective]["loss"], abs=1e-5), objective
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.json", "two.json"]  # one writer per run
