@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tenfold.core.errors import InputError
-from tenfold.wgae.evaluate import cluster_accuracy, split_links, topic_match
+from tenfold.wgae.evaluate import cluster_accuracy, random_topic_match, split_links, topic_match
 
 
 def _keys(a, n):
@@ -45,3 +45,28 @@ def test_topic_match_is_one_for_permuted_topics_and_lower_otherwise():
     phi = rng.dirichlet(np.ones(20) * 0.1, 4).T
     assert topic_match(phi[:, [2, 0, 3, 1]], phi) == pytest.approx(1.0)
     assert topic_match(rng.dirichlet(np.ones(20) * 0.1, 4).T, phi) < 0.9
+
+
+def test_unigram_topic_match_is_the_mean_cosine_with_the_word_frequencies():
+    from tenfold.data.planetoid import build_network
+    from tenfold.wgae.evaluate import unigram_topic_match
+
+    counts = np.array([[3, 0, 1], [1, 0, 0], [0, 2, 1]])  # word totals 4, 2, 2
+    net = build_network(counts, np.array([[0, 1]]))
+    true = np.array([[1.0, 0.0], [0.0, 0.5], [0.0, 0.5]])
+    f = np.array([4.0, 2.0, 2.0]) / np.sqrt(24.0)
+    expected = (f[0] + (f[1] + f[2]) / np.sqrt(2.0)) / 2
+    assert np.isclose(unigram_topic_match(net, true), expected)
+
+
+def test_trivial_topic_sets_untrained_init_and_unigram_beat_prior_draws():
+    from tenfold.data.docgraph import sample_dcsbm_lda
+    from tenfold.wgae.evaluate import unigram_topic_match
+    from tenfold.wgae.experiment import PROFILES, _untrained_phi
+
+    net = sample_dcsbm_lda(60, 40, 3, 4, 30.0, 6.0, seed=1)
+    true = net.truth["phi"][0]
+    untrained = _untrained_phi(net, PROFILES["smoke"], 8, "wgcae", 0)
+    assert untrained.shape == (40, 8) and np.allclose(untrained.sum(0), 1.0)
+    # a words-only unigram "model" is far above random sparse prior draws: the reason it is in the reference
+    assert unigram_topic_match(net, true) > random_topic_match(true, 8, 0.01, 0)

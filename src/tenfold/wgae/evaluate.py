@@ -123,6 +123,13 @@ def random_topic_match(true: np.ndarray, n_topics: int, eta: float, seed: int = 
     return topic_match(g / g.sum(0, keepdims=True), true)
 
 
+def unigram_topic_match(net: DocumentNetwork, true: np.ndarray) -> float:
+    """topic_match when every topic is the corpus word frequency: what a model scores that learned only
+    how often each word occurs (on sparse true topics this beats random prior draws by far)."""
+    freq = np.bincount(net.cols, weights=net.vals, minlength=net.n_words)
+    return topic_match(freq[:, None], true)
+
+
 def split_overlap(net: DocumentNetwork, split: LinkSplit) -> dict[str, int]:
     """Counts that must all be zero: held-out links in the training graph, negatives that are links."""
     n = net.n_nodes
