@@ -132,7 +132,6 @@ def fit_cmd(
         cfg = WGAEConfig(encoder="gcn" if model == "wgcae" else "gat", topics=k, epochs=epochs, decoder=decoder,
                          kl_weight=kl_weight)
         fitted = train_wgae(net, cfg, seed, checkpoint=out, checkpoint_every=checkpoint_every)
-        typer.echo(device_summary())
         fitted.model.cpu()
         theta = [t.numpy() for t in fitted.model.embed(GraphTensors.from_network(net))]
         phi = [p.numpy() for p in fitted.model.phi]
@@ -152,6 +151,7 @@ def fit_cmd(
                                             "epochs": epochs, "decoder": decoder, "kl_weight": kl_weight, "seed": seed,
                                             "nodes": net.n_nodes, "words": net.n_words, "links": net.n_edges})
     typer.echo(f"saved {model} to {out} ({net.n_nodes} nodes, {net.n_edges} links)")
+    typer.echo(device_summary())
 
 
 @app.command("evaluate")
@@ -166,6 +166,7 @@ def evaluate_cmd(
     out: Path = typer.Option(None, help="Optional JSON file for the metrics."),
 ) -> None:
     """85/5/10 link split, fit on train (select on validation), report test AUC/AP and clustering ACC/NMI."""
+    from tenfold.core.accel import device_summary
     from tenfold.core.io import atomic_write_json
     from tenfold.wgae.baselines import fit_autoencoder, fit_gibbs
     from tenfold.wgae.evaluate import auc_ap, clustering_scores, split_links
@@ -197,6 +198,7 @@ def evaluate_cmd(
         typer.echo(f"{name:12s} " + "  ".join(f"{key}={v:.4f}" for key, v in row.items()))
     if out is not None:
         atomic_write_json(out, report)
+    typer.echo(device_summary())
 
 
 @app.command("topics")
