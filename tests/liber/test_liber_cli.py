@@ -234,3 +234,34 @@ def test_a_model_that_never_writes_the_fields_fails_with_one_clear_line(server, 
     assert n == 3 * 3  # three users' first partitions, each asked three times
     _ok([*args, "--llm-fields", "none"])  # the text alone works with the same model
     assert [json.loads(x)["fields"] for x in (tmp_path / "o.jsonl").read_text().splitlines()][0] is None
+
+
+@pytest.mark.slow  # three smoke reproductions in their own processes (~30 s idle)
+def test_reproduce_killed_mid_training_reruns_to_the_same_result(tmp_path):
+    """SIGKILL `tenfold liber reproduce` while it trains; the rerun reuses the cached summaries and ends
+    with the result of an uninterrupted run (training restarts cleanly: each model trains in seconds)."""
+    def cmd(out):
+        return [sys.executable, "-c", _CLI, "liber", "reproduce", "--profile", "smoke", "--out", str(out)]
+
+    def env(home):
+        return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "TENFOLD_HOME": str(home),
+                "OMP_NUM_THREADS": "1", "TENFOLD_QUIET": "0"}  # its status lines say when training has started
+
+    whole = subprocess.run(cmd(tmp_path / "a"), env=env(tmp_path / "home-a"), capture_output=True, text=True,
+                           timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen(cmd(tmp_path / "b"), env=env(tmp_path / "home-b"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # the summaries are cached once training has started
+        if "[liber] users din+liber seed" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "b" / "liber" / "result.json").exists()  # killed before the end: no half result
+    again = subprocess.run(cmd(tmp_path / "b"), env=env(tmp_path / "home-b"), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+    a, b = (json.loads((tmp_path / x / "liber" / "result.json").read_text()) for x in ("a", "b"))
+    assert [c for c in a["claims"]] == [c for c in b["claims"]]
+    assert a["metrics"]["settings"] == b["metrics"]["settings"]
+    assert b["metrics"]["llm_calls_first_run"] == 0 < a["metrics"]["llm_calls_first_run"]  # nothing generated twice
