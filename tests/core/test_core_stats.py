@@ -108,3 +108,14 @@ def test_proportion_interval_is_clopper_pearson_minus_the_reference():
 def test_bad_unit_arrays_are_clear_errors(ours, ref, why):
     with pytest.raises(InputError, match=why):
         paired_bootstrap(ours, ref)
+
+
+def test_seeds_that_all_agree_need_an_exact_sign_test_to_hold():
+    from tenfold.core.stats import seed_interval
+
+    few = seed_interval([3.0, 3.0, 3.0], [1.0, 1.0, 1.0])  # 3 of 3 agree: one-sided p = 0.125
+    assert (few.lo, few.hi) == (0.0, 2.0) and few.estimate == 2.0 and "sign test" in few.evidence
+    many = seed_interval([3.0] * 6, [1.0] * 6)  # 6 of 6: two-sided p = 0.031
+    assert (many.lo, many.hi) == (2.0, 2.0)
+    same = seed_interval([1.0] * 3, [1.0] * 3)
+    assert (same.lo, same.hi) == (0.0, 0.0)

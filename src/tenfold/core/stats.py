@@ -147,6 +147,12 @@ def seed_interval(ours_per_seed, reference_per_seed, *, confidence: float = CONF
     estimate = float(d.mean())
     evidence = f"paired t interval over {a.size} seeds" + (f" ({what})" if what else "")
     if np.ptp(d) == 0:
+        # every seed gave the same difference (a metric on a grid, e.g. a depth): the t interval is
+        # degenerate, so fall back to an exact sign test, which k agreeing seeds pass only when
+        # 2 * 2**-k < 1 - confidence (k >= 6 at 95%); with fewer the interval reaches zero
+        if estimate != 0 and 2 * 0.5 ** a.size >= 1 - confidence:
+            evidence += f"; all {a.size} seeds agree, fewer than an exact sign test needs"
+            return Interval(min(estimate, 0.0), max(estimate, 0.0), estimate, evidence, None, int(a.size))
         return Interval(estimate, estimate, estimate, evidence, None, int(a.size))
     lo, hi = ttest_rel(a, b).confidence_interval(confidence)
     return Interval(float(lo), float(hi), estimate, evidence, None, int(a.size))
