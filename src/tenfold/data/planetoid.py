@@ -13,6 +13,7 @@ Counts are kept sparse (COO triplets) and links as a (2, E) list with i < j; not
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,7 +192,7 @@ def load_network(path: str | os.PathLike) -> DocumentNetwork:
         z = np.load(path, allow_pickle=False)
         n, v = (int(s) for s in z["shape"])
         rows, cols, vals, edges = z["rows"], z["cols"], z["vals"], z["edges"]
-    except (KeyError, ValueError, OSError) as err:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:  # empty or cut-short files too
         raise InputError(f"{path}: not a network .npz (needs rows, cols, vals, edges, shape): {err}") from err
     import scipy.sparse as sp
 
