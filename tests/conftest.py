@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,6 +37,27 @@ def tiny_lm(tiny_lm_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(tiny_lm_dir), AutoTokenizer.from_pretrained(tiny_lm_dir)
+
+
+@pytest.fixture
+def one_and_two_processes(tmp_path):
+    """run(script, suffix=".json") runs `script OUT` once as one process and once under `accelerate
+    launch` as two gloo processes on CPU (accelerate 1.x's `--cpu` launches one; `--multi_gpu` with
+    tenfold's CPU device gives DistributedType.MULTI_CPU) and returns the two outputs' paths."""
+
+    def run(script: Path, suffix: str = ".json", timeout: int = 600) -> tuple[Path, Path]:
+        launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+        if launcher is None:
+            pytest.skip("accelerate's launcher is not installed")
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
+        one, two = tmp_path / f"one{suffix}", tmp_path / f"two{suffix}"
+        subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=timeout)
+        subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(two)],
+                       check=True, env=env, timeout=timeout, capture_output=True)
+        return one, two
+
+    return run
 
 
 def pytest_collection_modifyitems(config, items):

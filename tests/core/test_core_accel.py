@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -70,18 +66,8 @@ def test_checkpoint_is_written_by_the_main_process_only(tmp_path, monkeypatch):
     assert Checkpoint(tmp_path / "c").load()["step"] == 1
 
 
-def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tmp_path):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
-    one, two = tmp_path / "one.json", tmp_path / "two.json"
-    subprocess.run([sys.executable, str(SCRIPT), str(one)], check=True, env=env, timeout=300)
-    # `accelerate launch --cpu` runs one process in accelerate 1.x; the multi-process launcher with
-    # tenfold's CPU device gives two gloo processes (DistributedType.MULTI_CPU)
-    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(two)],
-                   check=True, env=env, timeout=300, capture_output=True)
+def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tmp_path, one_and_two_processes):
+    one, two = one_and_two_processes(SCRIPT)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["processes"] == 1 and b["processes"] == 2
     assert torch.allclose(torch.tensor(a["weights"]), torch.tensor(b["weights"]), atol=1e-10)

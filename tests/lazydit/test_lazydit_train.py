@@ -3,10 +3,6 @@ inference path's reuse, gradient checkpointing changes nothing, and an interrupt
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -184,17 +180,9 @@ def test_training_on_latents_of_a_dit_with_learned_variance(small_pipeline):
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_the_same_gates_as_one(tmp_path):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
+def test_two_cpu_processes_train_the_same_gates_as_one(tmp_path, one_and_two_processes):
     script = Path(__file__).parent / "scripts" / "ddp_gates.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
-    one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
-    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600)
-    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(two)],
-                   check=True, env=env, timeout=600, capture_output=True)
+    one, two = one_and_two_processes(script, suffix=".safetensors")
     a, b = LazyGates.load(one), LazyGates.load(two)
     assert a.attn.abs().sum() > 0
     assert torch.allclose(a.attn, b.attn, atol=1e-6) and torch.allclose(a.mlp, b.mlp, atol=1e-6)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -184,16 +183,8 @@ def test_trained_weights_loaded_from_the_cache_are_the_trained_ones(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_the_same_looped_model_as_one(tmp_path):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
-    one, two = tmp_path / "one.json", tmp_path / "two.json"
-    subprocess.run([sys.executable, str(SCRIPT), str(one)], check=True, env=env, timeout=600)
-    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(two)],
-                   check=True, env=env, timeout=600, capture_output=True)
+def test_two_cpu_processes_train_the_same_looped_model_as_one(tmp_path, one_and_two_processes):
+    one, two = one_and_two_processes(SCRIPT)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["processes"] == 1 and b["processes"] == 2
     assert torch.allclose(torch.tensor(a["weights"]), torch.tensor(b["weights"]), atol=1e-10)

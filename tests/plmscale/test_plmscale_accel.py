@@ -4,10 +4,6 @@ of one process, for CLM and for MLM (whose processes hold different numbers of m
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,16 +12,8 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_sweep_run.py"
 
 
 @pytest.mark.slow  # three interpreters importing torch and transformers (~30-90 s on the shared machine)
-def test_two_cpu_processes_give_the_rows_of_one_process(tmp_path):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
-    one, two = tmp_path / "one.json", tmp_path / "two.json"
-    subprocess.run([sys.executable, str(SCRIPT), str(one)], check=True, env=env, timeout=600)
-    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(two)],
-                   check=True, env=env, timeout=600, capture_output=True)
+def test_two_cpu_processes_give_the_rows_of_one_process(tmp_path, one_and_two_processes):
+    one, two = one_and_two_processes(SCRIPT)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     for objective in ("clm", "mlm"):
         assert a[objective]["steps"] == b[objective]["steps"] and a[objective]["tokens"] == b[objective]["tokens"]

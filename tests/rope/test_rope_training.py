@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -87,17 +83,9 @@ def test_every_short_budget_trains():
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_the_same_model_as_one(tmp_path):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
+def test_two_cpu_processes_train_the_same_model_as_one(tmp_path, one_and_two_processes):
     script = Path(__file__).parent / "scripts" / "ddp_rope.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
-    one, two = tmp_path / "one.json", tmp_path / "two.json"
-    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600)
-    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(two)],
-                   check=True, env=env, timeout=600, capture_output=True)
+    one, two = one_and_two_processes(script)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert (a["processes"], b["processes"], a["steps"], b["steps"]) == (1, 2, 12, 12)
     # float32 all-reduce sums in another order than one process's batch mean: equal to rounding, not bit for bit
