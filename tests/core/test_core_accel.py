@@ -70,5 +70,7 @@ def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tmp_path, 
     one, two = one_and_two_processes(SCRIPT)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["processes"] == 1 and b["processes"] == 2
+    # equal weights alone would not catch every process training on the whole batch (the same average)
+    assert a["examples"] == b["examples"] == 30 * 16
     assert torch.allclose(torch.tensor(a["weights"]), torch.tensor(b["weights"]), atol=1e-10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.json", "two.json"]  # one writer per run
