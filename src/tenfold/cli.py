@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(err.format_message().replace("\n", " ") + where)
     except ABORTS as err:
         if isinstance(err.__cause__, EOFError):  # click turns an EOFError (a loader hit an empty file) into Abort
-            if debug:
+            if _state["debug"] or debug:
                 raise
             _fail("an input ended early (an empty or truncated file?): check the files given; --debug shows which")
         _fail(INTERRUPTED, 130)

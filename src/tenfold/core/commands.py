@@ -11,9 +11,9 @@ from tenfold.core.registry import registered
 from tenfold.core.runner import MAX_SEED
 
 
-def seed_option(help: str = "Seed.", default: int = 0):
-    """The --seed option every verb shares: 0..MAX_SEED, checked by the parser (one line, exit 2)."""
-    return typer.Option(default, min=0, max=MAX_SEED, help=help)
+def seed_option(help: str = "Seed."):
+    """The --seed option every verb shares: 0 by default, 0..MAX_SEED, checked by the parser (one line, exit 2)."""
+    return typer.Option(0, min=0, max=MAX_SEED, help=help)
 
 
 def _spec(name: str):
