@@ -70,16 +70,34 @@ def test_contrast_claim_holds_when_growing_depth_is_clearly_better_and_not_for_a
 
 
 def test_job_list_covers_every_cell_and_ids_are_unique():
-    jobs = all_jobs(PROFILES["quick"].sweep, seed=0, rope_seeds=3)
+    jobs = all_jobs(PROFILES["quick"].sweep, seed=0)
     ids = [j.id for j in jobs]
-    assert len(ids) == len(set(ids)) == 3 * 2 * 3 + 5
+    depth = [j.params for j in jobs if j.params["kind"] == "depth"]
+    # Boolean: 6 seeds x 2 families x 4 sizes; arithmetic capped at 2 seeds x 2 families x 3 sizes; 5 contrast models
+    assert len(ids) == len(set(ids)) == 6 * 2 * 4 + 2 * 2 * 3 + 5
+    assert {p["seed"] for p in depth if p["task"] == "arithmetic"} == {0, 1}
+    assert {p["size"] for p in depth if p["task"] == "boolean"} == {11, 17, 33, 63}  # about 8 to 64 tokens
+    more = all_jobs(PROFILES["quick"].sweep, seed=0, rope_seeds=3)  # --seeds overrides every task's count
+    assert {p.params["seed"] for p in more if p.params["kind"] == "depth"} == {0, 1, 2}
+    assert len(more) == 3 * 2 * 4 + 3 * 2 * 3 + 5
     encodings = all_jobs(PROFILES["quick-encodings"].sweep, seed=0)
     assert {j.params["position"] for j in encodings} == {"rope", "nope", "alibi"}
     assert {j.id for j in encodings if j.params["position"] == "rope"} <= set(ids)  # shared with quick: reused
     res = CliRunner().invoke(app, ["sweep", "--profile", "quick", "--list"])
     assert res.exit_code == 0 and [json.loads(line)["id"] for line in res.output.splitlines()] == ids
     res = CliRunner().invoke(app, ["sweep", "--profile", "quick", "--run-index", str(len(ids)), "--out", "x"])
-    assert res.exit_code != 0 and "out of range: this sweep has 23 jobs, 0 to 22" in str(res.exception)
+    assert res.exit_code != 0 and "out of range: this sweep has 65 jobs, 0 to 64" in str(res.exception)
+
+
+def test_reproduce_runs_one_worker_per_usable_core_unless_told_otherwise(monkeypatch):
+    from tenfold.rope import experiment
+
+    monkeypatch.setattr(experiment, "usable_cores", lambda: 5)
+    monkeypatch.setattr(experiment, "requested_threads", lambda: None)
+    assert experiment.default_workers(PROFILES["quick"]) == 5
+    assert experiment.default_workers(PROFILES["smoke"]) == 1  # seconds of work: spawning would cost more
+    monkeypatch.setattr(experiment, "requested_threads", lambda: 3)  # tenfold --threads 3
+    assert experiment.default_workers(PROFILES["quick"]) == 3
 
 
 def test_smoke_sweep_has_clean_splits_every_curve_and_its_claims(tmp_path):
@@ -136,3 +154,20 @@ def test_slope_claim_evidence_names_the_per_seed_slopes_and_a_zero_width_interva
     assert "zero width" in r.claims[0].evidence
     slope_claim(r, "boolean", "nope", [2.0, 2.2, 1.9], [0.1, 0.0, 0.2])
     assert "zero width" not in r.claims[1].evidence
+
+
+def test_slope_claim_names_a_sweep_that_no_depth_could_learn():
+    r = scratch()
+    slope_claim(r, "arithmetic", "rope", [0.0, 0.0], [0.0, 0.0], censored=True)
+    assert r.claims[0].verdict == "inconclusive" and "0 by censoring" in r.claims[0].evidence
+
+
+def test_a_validation_tie_among_fixed_models_goes_to_the_stronger_one_never_to_ours():
+    from tenfold.rope.experiment import _contrast_metrics
+
+    spec = PROFILES["smoke"].sweep  # contrast models: looped, cot, L1w32, L4w16
+    rows = {"looped": (0.8, 0.8), "cot": (0.7, 0.6), "L1w32": (0.85, 0.78), "L4w16": (0.85, 0.82)}  # (val, test)
+    contrast = [({"size": 15, "model": m}, {"val_acc": v, "test_acc": t, "parameters": 1, "loops": None})
+                for m, (v, t) in rows.items()]
+    choice = _contrast_metrics(spec, contrast)["contrast_choice"]["15"]
+    assert choice == {"growing": "looped", "fixed": "L4w16"}  # L1w32 is listed first but tests worse

@@ -49,6 +49,16 @@ def configure(device: str | None = None, threads: int | None = None, mixed_preci
         _settings["dry_run"] = dry_run
 
 
+def requested_threads() -> int | None:
+    """The CLI's --threads, or None when the user left torch's default."""
+    return _settings["threads"]
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a Slurm or taskset allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def work_starts(what: str) -> None:
     """Mark where long work begins (a loop with a progress bar, a method run, a zoo build, training).
 

@@ -143,7 +143,7 @@ def sweep(
     from tenfold.rope.sweeps import all_jobs, load_job, run_job
 
     prof = get_profile(profile)
-    jobs = all_jobs(prof.sweep, seed, seeds if seeds is not None else prof.rope_seeds)
+    jobs = all_jobs(prof.sweep, seed, seeds)
     if list_jobs:
         typer.echo("\n".join(job_lines(jobs)))
         return

@@ -9,7 +9,7 @@ against the best fixed-depth model of about equal parameters, and float32 vs bfl
 from __future__ import annotations
 
 import math
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,7 +23,15 @@ from tenfold.core.plots import plt, save_figure
 from tenfold.core.progress import progress, say
 from tenfold.core.registry import MethodSpec, register
 from tenfold.core.results import Result
-from tenfold.core.runtime import Timer, configure, pick_device, torch_threads, work_starts
+from tenfold.core.runtime import (
+    Timer,
+    configure,
+    pick_device,
+    requested_threads,
+    torch_threads,
+    usable_cores,
+    work_starts,
+)
 from tenfold.core.stats import paired_bootstrap, seed_interval
 from tenfold.rope.model import POSITIONS, FormulaTransformer, ModelConfig
 from tenfold.rope.sweeps import (
@@ -45,9 +53,12 @@ ENCODINGS_SWEPT = ("rope", "nope", "alibi")
 
 @dataclass(frozen=True)
 class Profile:
-    sweep: SweepSpec
-    rope_seeds: int  # default seeds of the RoPE sweep (the slope claim's interval is over them)
+    sweep: SweepSpec  # its positions hold the default seed counts (the slope claim's interval is over the seeds)
+    parallel: bool = True  # `reproduce` runs the jobs on every usable core (one single-threaded worker each)
 
+
+QUICK_BOOLEAN = ("boolean", 2, (11, 17, 33, 63))
+QUICK_TRAIN = TrainConfig(steps=300, batch=64, lr=1e-2, eval_every=25)
 
 PROFILES = {
     # seconds: the whole pipeline on tiny models (tests, `make gpu-check`)
@@ -55,26 +66,25 @@ PROFILES = {
                                layers=(1, 2), width=16, n_train=300, n_val=40, n_test=40,
                                train=TrainConfig(steps=15, batch=32, lr=1e-2, eval_every=5),
                                contrast=ContrastSpec(sizes=(15,), looped_width=32, cot_width=16, cot_layers=2,
-                                                     fixed=((1, 32), (4, 16)))), rope_seeds=2),
-    # 2 CPU cores, ~5 minutes: Boolean formulas of 11..23 tokens, RoPE over 3 seeds, the contrast at 23 tokens
-    "quick": Profile(SweepSpec(tasks=(("boolean", 2, (11, 15, 23)),), positions=(("rope", 3),), layers=(1, 2, 4),
-                               width=32, n_train=3000, n_val=200, n_test=200,
-                               train=TrainConfig(steps=300, batch=64, lr=1e-2, eval_every=25),
-                               contrast=ContrastSpec(sizes=(23,))), rope_seeds=3),
-    # `tenfold rope sweep` only: quick's settings for RoPE, NoPE and ALiBi over one seed (~7 more CPU minutes;
-    # its RoPE jobs are quick's, reused when run into the same folder)
-    "quick-encodings": Profile(SweepSpec(tasks=(("boolean", 2, (11, 15, 23)),),
-                                         positions=(("rope", 1), ("nope", 1), ("alibi", 1)), layers=(1, 2, 4), width=32,
-                                         n_train=3000, n_val=200, n_test=200,
-                                         train=TrainConfig(steps=300, batch=64, lr=1e-2, eval_every=25)), rope_seeds=1),
+                                                     fixed=((1, 32), (4, 16)))), parallel=False),
+    # 2 CPU cores, ~4 minutes: Boolean formulas of 11..63 tokens over 6 RoPE seeds (6 agreeing seeds are what an exact
+    # sign test needs at 95%), arithmetic mod 3 of 11..33 tokens over 2 seeds (no L <= 4 learns it in this budget, so
+    # its jobs all run to the end), the growing-depth contrast at 63 tokens
+    "quick": Profile(SweepSpec(tasks=(QUICK_BOOLEAN, ("arithmetic", 3, (11, 17, 33))), positions=(("rope", 6),),
+                               task_seeds=(("arithmetic", 2),), layers=(1, 2, 4), width=32, n_train=3000, n_val=200,
+                               n_test=200, train=QUICK_TRAIN, contrast=ContrastSpec(sizes=(63,)))),
+    # `tenfold rope sweep` only: quick's Boolean settings for RoPE, NoPE and ALiBi over one seed (its RoPE jobs are
+    # quick's, reused when run into the same folder)
+    "quick-encodings": Profile(SweepSpec(tasks=(QUICK_BOOLEAN,), positions=(("rope", 1), ("nope", 1), ("alibi", 1)),
+                                         layers=(1, 2, 4), width=32, n_train=3000, n_val=200, n_test=200,
+                                         train=QUICK_TRAIN)),
     # a GPU (`--device cuda`), hours: both tasks, 15..255 tokens, every encoding over 3 seeds, contrasts at every size
     "full": Profile(SweepSpec(tasks=(("boolean", 2, (15, 31, 63, 127, 255)), ("arithmetic", 3, (15, 31, 63, 127, 255))),
-                              positions=(("rope", 3), ("nope", 3), ("alibi", 3)), layers=(1, 2, 4, 8, 16), width=64,
+                              positions=(("rope", 6), ("nope", 3), ("alibi", 3)), layers=(1, 2, 4, 8, 16), width=64,
                               n_train=50_000, n_val=500, n_test=1000,
                               train=TrainConfig(steps=5000, batch=128, lr=3e-3, eval_every=250),
                               contrast=ContrastSpec(sizes=(31, 63, 127, 255), seeds=3, looped_width=128, cot_layers=4,
-                                                    cot_width=64, fixed=((1, 128), (4, 64), (16, 32)))),
-                    rope_seeds=3),
+                                                    cot_width=64, fixed=((1, 128), (4, 64), (16, 32))))),
 }
 
 
@@ -98,13 +108,16 @@ def run_missing(spec: SweepSpec, jobs: list[Job], folder: Path, eval_seed: int, 
     if missing:
         work_starts(f"{len(missing)} sweep jobs")
         say(f"[rope] {len(missing)} of {len(jobs)} jobs to run ({len(jobs) - len(missing)} already done)")
-    if workers == 1 or len(missing) <= 1:
+    workers = min(workers, len(missing))
+    if workers <= 1:
         for job in progress(missing, desc="rope jobs"):
             run_job(spec, job, folder, eval_seed)
     else:
         device = str(pick_device())
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            list(pool.map(_worker, *zip(*[(spec, j, folder, eval_seed, device) for j in missing], strict=True)))
+            futures = [pool.submit(_worker, spec, j, folder, eval_seed, device) for j in missing]
+            for f in progress(as_completed(futures), desc=f"rope jobs ({workers} workers)", total=len(futures)):
+                f.result()  # a failed job stops the sweep with its error; finished job files stay
     return [j.id for j in missing]
 
 
@@ -132,13 +145,16 @@ def slope(sizes: list[int], values: list[float]) -> float:
 
 
 def slope_claim(result: Result, task: str, position: str, ours: list[float], reference: list[float],
-                ours_name: str = "balanced", reference_name: str = "skewed") -> None:
+                ours_name: str = "balanced", reference_name: str = "skewed", censored: bool = False) -> None:
     """Balanced slope minus control slope, paired by seed (t interval); the null is two equal families. L* lives
-    on a grid, so seeds often agree exactly: the evidence line then says the interval has zero width."""
+    on a grid, so seeds often agree exactly: the evidence line then says the interval has zero width. `censored`:
+    no L of the grid reached the target for either family at any size (the grid cannot show a difference)."""
     diffs = [a - b for a, b in zip(ours, reference, strict=True)]
     what = (f"training seeds; formula sets fixed; per-seed slopes {ours_name} {', '.join(f'{v:.2f}' for v in ours)}, "
             f"{reference_name} {', '.join(f'{v:.2f}' for v in reference)}"
-            + ("; every seed gives the same difference, so the t interval has zero width" if len(set(diffs)) == 1 else ""))
+            + ("; every seed gives the same difference, so the t interval has zero width" if len(set(diffs)) == 1 else "")
+            + ("; no L of the grid reaches the target for either family at any size, so both slopes are 0 by "
+               "censoring: this budget cannot show a difference" if censored else ""))
     result.claim(f"depth_grows_faster_{ours_name}_{task}_{position}",
                  f"{task}, {position}: the depth L* a fixed-width model needs for 95% validation accuracy grows with "
                  f"formula size faster for {ours_name} formulas than for size-matched {reference_name} formulas (slope of "
@@ -164,7 +180,7 @@ def contrast_claim(result: Result, size: int, growing: list[dict], fixed: list[d
 def gather(prof: Profile, folder: Path, seed: int, rope_seeds: int | None = None, profile_name: str = "") -> Result:
     """Read every job file of the sweep and build the result (metrics, claims, plots)."""
     spec = prof.sweep
-    jobs = all_jobs(spec, seed, rope_seeds if rope_seeds is not None else prof.rope_seeds)
+    jobs = all_jobs(spec, seed, rope_seeds)
     done = finished(spec, jobs, folder, seed)
     depth = [(j.params, done[j.id]) for j in jobs if j.params["kind"] == "depth"]
     contrast = [(j.params, done[j.id]) for j in jobs if j.params["kind"] == "contrast"]
@@ -185,7 +201,9 @@ def gather(prof: Profile, folder: Path, seed: int, rope_seeds: int | None = None
                 continue
             slopes = {f: [slope(list(sizes), [per[f][str(n)][i] for n in sizes]) for i in range(len(per[f][str(sizes[0])]))]
                       for f in FAMILIES}
-            slope_claim(result, task, position, slopes["balanced"], slopes["skewed"])
+            reached = [L for fam in result.metrics["L_star"][task][position].values() for Ls in fam.values() for L in Ls]
+            slope_claim(result, task, position, slopes["balanced"], slopes["skewed"],
+                        censored=all(L is None for L in reached))
     for size, pick in result.metrics.get("contrast_choice", {}).items():
         runs = {m: [r for p, r in contrast if str(p["size"]) == size and p["model"] == m] for m in pick.values()}
         contrast_claim(result, int(size), runs[pick["growing"]], runs[pick["fixed"]], pick["growing"], pick["fixed"])
@@ -264,8 +282,11 @@ def _contrast_metrics(spec: SweepSpec, contrast: list) -> dict:
                                "val_acc": float(np.mean([r["val_acc"] for r in rs])),
                                "parameters": rs[0]["parameters"], "loops": rs[0]["loops"]} for m, rs in runs.items()}
         val = {m: row["val_acc"] for m, row in table[f"n={n}"].items()}
+        test = {m: row["test_acc"] for m, row in table[f"n={n}"].items()}
+        # each side's best on validation; a validation tie among fixed models goes to the one with the higher test
+        # accuracy: never in the growing model's favour (ties among growing models go to the first listed)
         choice[str(n)] = {"growing": max(("looped", "cot"), key=val.get),
-                          "fixed": max(contrast_models(c)[2:], key=val.get)}
+                          "fixed": max(contrast_models(c)[2:], key=lambda m: (val[m], test[m]))}
     return {"contrast": table, "contrast_choice": choice}
 
 
@@ -333,17 +354,26 @@ def _contrast_plot(table: dict, path: Path) -> str:
 def run_sweep(prof: Profile, folder: Path, seed: int, rope_seeds: int | None = None, workers: int = 1,
               profile_name: str = "") -> Result:
     """Run the sweep's missing jobs, then gather: resuming is rerunning."""
-    jobs = all_jobs(prof.sweep, seed, rope_seeds if rope_seeds is not None else prof.rope_seeds)
+    jobs = all_jobs(prof.sweep, seed, rope_seeds)
     run_missing(prof.sweep, jobs, folder, seed, workers)
     return gather(prof, folder, seed, rope_seeds, profile_name)
+
+
+def default_workers(prof: Profile) -> int:
+    """Worker processes for `reproduce`: one per usable CPU core (the jobs are tiny single-threaded models), or
+    `--threads N` when given; one on an accelerator (the device is shared) or for the smoke profile."""
+    if not prof.parallel or pick_device().type != "cpu":
+        return 1
+    return requested_threads() or usable_cores()
 
 
 def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None) -> Result:
     """The sweep into OUT/jobs and the gathered result; `seeds` sets the RoPE sweep's seed count."""
     if seeds is not None and seeds < 2:
         raise InputError(f"--seeds {seeds}: the slope claim needs at least 2 RoPE seeds")
+    prof = get_profile(profile)
     with torch_threads(1):  # tiny models: threads only add contention
-        return run_sweep(get_profile(profile), Path(out), seed, seeds, profile_name=profile)
+        return run_sweep(prof, Path(out), seed, seeds, default_workers(prof), profile_name=profile)
 
 
 def bench(profile: str, seed: int, out: Path) -> Result:

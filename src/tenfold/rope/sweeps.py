@@ -52,10 +52,12 @@ class ContrastSpec:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """One profile's sweep. tasks: (task, modulus, sizes); positions: (encoding, number of seeds)."""
+    """One profile's sweep. tasks: (task, modulus, sizes); positions: (encoding, number of seeds); task_seeds:
+    (task, at most this many seeds), for a task whose every job is costly (e.g. one no L of the grid learns)."""
 
     tasks: tuple[tuple[str, int, tuple[int, ...]], ...]
     positions: tuple[tuple[str, int], ...]
+    task_seeds: tuple[tuple[str, int], ...] = ()
     layers: tuple[int, ...] = (1, 2, 4)
     width: int = 32
     n_train: int = 3000
@@ -75,11 +77,12 @@ def loops_for_size(n: int) -> int:
 
 
 def depth_jobs(spec: SweepSpec, seed: int, rope_seeds: int | None = None) -> list[Job]:
-    """Every (task, position, seed, family, size) of the sweep; `rope_seeds` overrides RoPE's seed count."""
-    out = []
+    """Every (task, position, seed, family, size) of the sweep; `rope_seeds` overrides RoPE's seed count (for every
+    task, over the profile's per-task caps)."""
+    out, caps = [], dict(spec.task_seeds)
     for task, modulus, sizes in spec.tasks:
         for position, n_seeds in spec.positions:
-            count = rope_seeds if position == "rope" and rope_seeds is not None else n_seeds
+            count = rope_seeds if position == "rope" and rope_seeds is not None else min(n_seeds, caps.get(task, n_seeds))
             for s in range(seed, seed + count):
                 for family in FAMILIES:
                     for n in sizes:
