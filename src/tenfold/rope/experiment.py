@@ -114,8 +114,10 @@ def run_missing(spec: SweepSpec, jobs: list[Job], folder: Path, eval_seed: int, 
             run_job(spec, job, folder, eval_seed)
     else:
         device = str(pick_device())
+        # longest first (contrast models, then the largest formulas): no long job is left to run alone at the end
+        order = sorted(missing, key=lambda j: (j.params["kind"] == "contrast", j.params["size"]), reverse=True)
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_worker, spec, j, folder, eval_seed, device) for j in missing]
+            futures = [pool.submit(_worker, spec, j, folder, eval_seed, device) for j in order]
             for f in progress(as_completed(futures), desc=f"rope jobs ({workers} workers)", total=len(futures)):
                 f.result()  # a failed job stops the sweep with its error; finished job files stay
     return [j.id for j in missing]
