@@ -131,7 +131,9 @@ def sweep(
     seeds: int = typer.Option(None, min=2, max=MAX_SEEDS, help="RoPE seeds (default: the profile's; 2 or more)."),
     list_jobs: bool = typer.Option(False, "--list", help="Print the jobs, one JSON line each, and exit."),
     run_index: int = typer.Option(None, "--run-index", help="Run only job I (a scheduler's array index) and exit."),
-    workers: int = typer.Option(1, min=1, max=MAX_WORKERS, help="Local worker processes for the missing jobs."),
+    workers: int = typer.Option(None, min=1, max=MAX_WORKERS,
+                                help="Local worker processes for the missing jobs (default: as `reproduce`, one per "
+                                     "usable core, or --threads; 1 on an accelerator or for smoke)."),
     gather_only: bool = typer.Option(False, "--gather", help="Only gather finished jobs into result.json (no training)."),
 ) -> None:
     """The depth sweep as independent jobs: run the missing ones (or one), then gather L*(n) and the claims."""
@@ -139,7 +141,7 @@ def sweep(
     from tenfold.core.jobs import job_lines, select_job
     from tenfold.core.report import claim_line
     from tenfold.core.runtime import torch_threads
-    from tenfold.rope.experiment import gather, get_profile, run_missing
+    from tenfold.rope.experiment import default_workers, gather, get_profile, run_missing
     from tenfold.rope.sweeps import all_jobs, load_job, run_job
 
     prof = get_profile(profile)
@@ -158,7 +160,7 @@ def sweep(
                 typer.echo(f"{job.id} already done")
             return
         if not gather_only:
-            run_missing(prof.sweep, jobs, out, seed, workers)
+            run_missing(prof.sweep, jobs, out, seed, workers if workers is not None else default_workers(prof))
         result = gather(prof, out, seed, seeds, profile_name=profile)
     result.write(out)
     typer.echo(f"result: {(Path(out) / 'result.json').resolve()}")

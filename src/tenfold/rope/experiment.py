@@ -78,7 +78,7 @@ PROFILES = {
     "quick-encodings": Profile(SweepSpec(tasks=(QUICK_BOOLEAN,), positions=(("rope", 1), ("nope", 1), ("alibi", 1)),
                                          layers=(1, 2, 4), width=32, n_train=3000, n_val=200, n_test=200,
                                          train=QUICK_TRAIN)),
-    # a GPU (`--device cuda`), hours: both tasks, 15..255 tokens, every encoding over 3 seeds, contrasts at every size
+    # a GPU (`--device cuda`), hours: both tasks, 15..255 tokens, RoPE over 6 seeds, NoPE and ALiBi over 3, contrasts at 31..255
     "full": Profile(SweepSpec(tasks=(("boolean", 2, (15, 31, 63, 127, 255)), ("arithmetic", 3, (15, 31, 63, 127, 255))),
                               positions=(("rope", 6), ("nope", 3), ("alibi", 3)), layers=(1, 2, 4, 8, 16), width=64,
                               n_train=50_000, n_val=500, n_test=1000,
