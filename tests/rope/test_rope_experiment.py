@@ -171,3 +171,20 @@ def test_a_validation_tie_among_fixed_models_goes_to_the_stronger_one_never_to_o
                 for m, (v, t) in rows.items()]
     choice = _contrast_metrics(spec, contrast)["contrast_choice"]["15"]
     assert choice == {"growing": "looped", "fixed": "L4w16"}  # L1w32 is listed first but tests worse
+
+
+def test_jobs_run_by_worker_processes_match_the_same_jobs_run_in_this_process(tmp_path):
+    spec = PROFILES["smoke"].sweep
+    jobs = [j for j in all_jobs(spec, 0, 2) if j.params["family"] == "balanced" and j.params["size"] == 15][:3]
+    assert run_missing(spec, jobs, tmp_path / "pool", 0, workers=2) == [j.id for j in jobs]
+    run_missing(spec, jobs, tmp_path / "here", 0, workers=1)
+
+    def numbers(folder):
+        out = {}
+        for p in sorted((folder / "jobs").glob("*.json")):
+            data = json.loads(p.read_text())
+            data["result"].pop("cpu_seconds")
+            out[p.name] = data
+        return out
+
+    assert numbers(tmp_path / "pool") == numbers(tmp_path / "here") and len(numbers(tmp_path / "here")) == 3
