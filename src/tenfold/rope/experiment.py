@@ -215,6 +215,8 @@ def gather(prof: Profile, folder: Path, seed: int, rope_seeds: int | None = None
         "token strings (checked, metrics.train_test_overlap) and every test formula has the size of its training set.",
         "the theorem is about expressivity for all n; a finite sweep measures what tiny trained models reach in a fixed "
         "budget, which also depends on learnability (see docs/rope.md: what this can and cannot say).",
+        f"L_star null (n/a in the tables): no L of the grid {list(spec.layers)} reached {spec.train.target} validation "
+        "accuracy (censored); depth_index counts such a run one grid step past the deepest L.",
     ]
     return result
 
