@@ -93,21 +93,28 @@ def recompute_cost(histories: Mapping[str, Sequence[Behavior]]) -> RefreshCost:
 
 def interpolate(points: Sequence[RefreshCost], staleness: float, what: str = "calls") -> float:
     """`what` (calls or prompt_lines) of the policy curve through `points` at `staleness`: linear in
-    log(what) between the two points that bracket it; beyond the stalest point, that point's value."""
+    log(what) between the two points that bracket it; beyond the stalest point, that point's value.
+
+    At a point's own staleness the value is that point's exact count (the cheapest of several points
+    there), not exp(log(count)), which can round above the count and let a point beat itself."""
     pts = sorted(points, key=lambda p: p.staleness)
     if not pts:
         raise InputError("no reference policies to interpolate")
+    at = [getattr(p, what) for p in pts if p.staleness == staleness]
+    if at:
+        return float(min(at))
     xs = [p.staleness for p in pts]
-    ys = [math.log(max(getattr(p, what), 1)) for p in pts]
-    if staleness <= xs[0]:
+    if staleness < xs[0]:
         return float(getattr(pts[0], what))
-    if staleness >= xs[-1]:
+    if staleness > xs[-1]:
         return float(getattr(pts[-1], what))
-    k = bisect.bisect_right(xs, staleness)
-    x0, x1, y0, y1 = xs[k - 1], xs[k], ys[k - 1], ys[k]
-    return float(math.exp(y0 + (y1 - y0) * (staleness - x0) / (x1 - x0)) if x1 > x0 else math.exp(min(y0, y1)))
+    k = bisect.bisect_right(xs, staleness)  # xs[k - 1] < staleness < xs[k]
+    (x0, p0), (x1, p1) = (xs[k - 1], pts[k - 1]), (xs[k], pts[k])
+    y0, y1 = (math.log(max(getattr(p, what), 1)) for p in (p0, p1))
+    return float(math.exp(y0 + (y1 - y0) * (staleness - x0) / (x1 - x0)))
 
 
 def dominates(a: RefreshCost, b: RefreshCost) -> bool:
-    """a is at least as good as b on calls and staleness, and better on one."""
-    return (a.calls <= b.calls and a.staleness <= b.staleness) and (a.calls < b.calls or a.staleness < b.staleness)
+    """a is at least as good as b on both axes: fewer-or-equal calls and lower-or-equal staleness (a tie
+    counts: a policy that matches b on both leaves b no advantage)."""
+    return a.calls <= b.calls and a.staleness <= b.staleness
