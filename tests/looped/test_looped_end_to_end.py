@@ -202,3 +202,14 @@ def test_training_on_cuda_returns_a_cpu_model_that_matches_its_own_rate():
     finally:
         configure(device="auto")
     assert model.P.device.type == "cpu" and model.P.dtype == torch.float64
+
+
+def test_cli_rate_sweep_drops_prompts_that_reach_round_off_before_a_slope_can_be_fitted():
+    """At d = 1, n = 1000 most prompts reach the 1e-11 floor within 8 loops (no window to fit): the verb reports
+    the rate over the prompts it could fit and counts the others, as `reproduce` does, instead of failing on NaN."""
+    res = CliRunner().invoke(app, ["sweep", "--what", "rate", "--d", "1", "--n-per-d", "1000", "--kappa", "1",
+                                   "--T", "20", "--prompts", "40"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output)
+    assert 0 < row["unfitted_prompts"] < 40 and abs(row["median_ratio_measured_over_gd"] - 1) < 0.05
+    assert np.isfinite(row["median_ratio_measured_over_paper"])
