@@ -46,6 +46,8 @@ def test_tiny_reproduce_writes_the_curve_the_tuned_comparisons_and_plots(loaded,
     for c in result.claims:
         assert c.interval is not None and c.interval[0] <= c.difference <= c.interval[1]
         assert "test-image blocks" in c.evidence and "held-out" in c.evidence
+        if c.id.startswith("paper_recipe"):  # the baseline may have up to the tolerance fewer MACs: say so
+            assert f"at least its MACs less {TINY.macs_tolerance:g}" in c.statement
     samplers = {row["sampler"] for row in result.metrics["curve"]}
     assert {"ddim", "ddim-fewer", "static-cache", "paper", "end-point", "l2c"} <= samplers
     full = next(r for r in result.metrics["curve"] if r["sampler"] == "ddim")
@@ -156,3 +158,15 @@ def test_the_budget_threshold_is_the_smallest_that_meets_the_budget(loaded):
                          torch.arange(10).repeat_interleave(2), noise_seed=0)
     assert run.row["threshold"] == min(t for t in THRESHOLDS if t > 0.5)
     assert run.row["macs_ratio"] <= 0.8 + settings.macs_tolerance and run.row["skip_fraction"] == pytest.approx(0.5)
+
+
+def test_the_held_out_digits_share_no_image_with_the_training_split():
+    """The FID reference trained nothing: the split is disjoint by index, and no held-out pixel grid repeats a
+    training image (the count `metrics.data` reports)."""
+    from tenfold.data.images import load_digits
+    from tenfold.lazydit.experiment import data_overlap
+
+    train, held_out = load_digits(size=8).split(0.2, seed=0)
+    data = data_overlap(train, held_out)
+    assert data["held_out_identical_to_a_training_image"] == 0
+    assert data["train_images"] + data["held_out_images"] == len(load_digits(size=8).labels)

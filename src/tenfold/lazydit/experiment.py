@@ -450,7 +450,8 @@ def run_experiment(settings: Settings, out: Path, seeds: list[int], profile: str
                       f"At matched MACs (LazyDiT's penalty ratio and threshold tuned on validation for {settings.target_macs:g} "
                       "of full DDIM's MACs), "
                       f"LazyDiT trained with the paper's recipe has a lower held-out FID than {names[base]} with at "
-                      "least its MACs (null: no difference, e.g. LazyDiT skipping nothing meets full DDIM).",
+                      f"least its MACs less {settings.macs_tolerance:g} (null: no difference, e.g. LazyDiT skipping "
+                      "nothing meets full DDIM).",
                       comparisons[f"paper_vs_{base}"], names[base])
     if "end-point" in tuned:
         ends = runs(tuned["end-point"], lambda s, c: c["key"])
