@@ -1,5 +1,5 @@
 """Sample quality: FID and precision/recall in the digit classifier's feature space, class accuracy of
-class-conditional samples, and the intervals of differences between samplers.
+class-conditional samples, and the block moments behind the FID intervals (`experiment.fid_interval`).
 
 "FID" here is the Fréchet distance between Gaussians fitted to the 128-d penultimate features of the
 `digit-classifier` zoo CNN (trained here on the digits' training split), not Inception-v3 features:
@@ -153,15 +153,3 @@ class Judge:
                 "recall": float(recall.mean()), "class_acc": float(correct.mean()),
                 "_units": {"features": feats, "correct": correct, "precision": precision, "recall": recall}}
 
-
-def fid_difference(ours: np.ndarray, reference: np.ndarray, blocks: np.ndarray, judge: Judge, *,
-                   n_resamples: int, seed: int = 0):
-    """95% interval of FID(ours) - FID(reference): paired bootstrap over blocks of generated images."""
-    from tenfold.core.stats import paired_bootstrap
-
-    dim = ours.shape[1]
-    a, b = block_moments(ours, blocks), block_moments(reference, blocks)
-    per_block = int(a[0, 0])
-    return paired_bootstrap(a, b, statistic=lambda rows: judge.reference.fid(*moments_stats(rows, dim)),
-                            unit=f"block of {per_block} generated images (one per class, same noise for both sides)",
-                            n_resamples=n_resamples, seed=seed)
