@@ -112,7 +112,8 @@ def test_smoke_reproduce_writes_every_claim_with_its_evidence(tmp_path):
     m = result.metrics
     assert set(m["settings"]) == {"users", "users-norating", "time"} and result.seeds == [0, 1]
     assert m["rerun_new_llm_calls"] == 0 and m["cache_hits"] > 0
-    assert m["test_train_overlap"]["users"] == {"shared_samples": 0, "shared_users": 0}
+    assert m["test_train_overlap"]["users"] == {"shared_samples": 0, "shared_users": 0, "test_before_train": None}
+    assert m["test_train_overlap"]["time"] == {"shared_samples": 0, "shared_users": None, "test_before_train": 0}
     claims = {c.id: c for c in result.claims}
     assert set(claims) == {"din_liber_beats_din_user_disjoint", "din_liber_beats_din_time_split",
                            "positive_control_fusion_lifts_auc", "liber_calls_below_kar_frontier",

@@ -154,3 +154,27 @@ def test_ml1m_atomic_files_by_path_load_and_run_through_the_pipeline(tmp_path):
     records = interest_records(data, RuleSummarizer())
     table = encode_records(data, records, dim=4)
     assert table.shape == (data.n_partitions, 4 + len(data.catalog.genre_names) + 4)
+
+
+def test_overlap_check_finds_a_test_rating_seen_in_training_and_a_test_sample_before_training():
+    """`metrics.test_train_overlap` must count real overlaps (it once counted samples that were train *and*
+    test at once, which is 0 by construction)."""
+    from dataclasses import replace
+
+    from tenfold.liber.experiment import _overlap
+
+    data = build_ctr_data(synthetic_lifelong(n_users=6, events=(20, 30), seed=0), CountRule(5), split="time")
+    assert _overlap(data) == {"shared_samples": 0, "shared_users": None, "test_before_train": 0}
+    assert _overlap(with_split(data, "users")) == {"shared_samples": 0, "shared_users": 0, "test_before_train": None}
+    split, user = data.tensors["split"], data.tensors["user"]
+    test = int(data.rows("test")[0])
+    train = int(torch.nonzero((split == 0) & (user == user[test]))[0])
+    item, time = data.tensors["item"].clone(), data.tensors["time"].clone()
+    item[test] = item[train]  # the user's training rating of an item, repeated as a test sample
+    time[test] = time[train] - 1.0  # and dated before the user's training samples
+    leaky = replace(data, tensors={**data.tensors, "item": item, "time": time})
+    assert _overlap(leaky) == {"shared_samples": 1, "shared_users": None, "test_before_train": 1}
+    users = with_split(data, "users")
+    moved = users.tensors["split"].clone()
+    moved[int(users.rows("train")[0])] = 2  # one of a training user's samples put in the test split
+    assert _overlap(replace(users, tensors={**users.tensors, "split": moved}))["shared_users"] == 1

@@ -186,13 +186,24 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/l
 
 
 def _overlap(data: CTRData) -> dict:
-    """Checks that test data never overlap training data: shared samples, and in the user-disjoint split
-    shared users (both must be 0)."""
-    split, user = data.tensors["split"], data.tensors["user"]
-    train_users = set(user[split == 0].tolist())
-    test_users = set(user[split == 2].tolist())
-    return {"shared_samples": int(((split == 0) & (split == 2)).sum()),
-            "shared_users": len(train_users & test_users) if data.split_mode == "users" else None}
+    """Checks that test data never overlap training data (every count must be 0): `shared_samples`, test
+    samples whose (user, item) rating is also a training sample; in the user-disjoint split
+    `shared_users`, users with both training and test samples; in the time split `test_before_train`,
+    test samples dated before their user's last training sample."""
+    split, user, item, time_ = (data.tensors[k].tolist() for k in ("split", "user", "item", "time"))
+    train = [i for i, s in enumerate(split) if s == 0]
+    test = [i for i, s in enumerate(split) if s == 2]
+    train_pairs = {(user[i], item[i]) for i in train}
+    out = {"shared_samples": sum((user[i], item[i]) in train_pairs for i in test), "shared_users": None,
+           "test_before_train": None}
+    if data.split_mode == "users":
+        out["shared_users"] = len({user[i] for i in train} & {user[i] for i in test})
+    else:
+        last_train: dict[int, float] = {}
+        for i in train:
+            last_train[user[i]] = max(last_train.get(user[i], float("-inf")), time_[i])
+        out["test_before_train"] = sum(time_[i] < last_train.get(user[i], float("-inf")) for i in test)
+    return out
 
 
 def _auc_claim_interval(scores: dict, setting: str, seeds: list[int], seed: int):
