@@ -130,3 +130,33 @@ def test_relu_error_and_softmax_bound_on_small_inputs():
 def test_unknown_profile_is_refused(tmp_path):
     with pytest.raises(InputError, match="profiles"):
         reproduce("tiny", 0, tmp_path)
+
+
+class _BuiltZooModel:
+    def __init__(self, corpus):
+        self.corpus = corpus
+
+    def is_built(self):
+        return True
+
+    def info(self):
+        return {"corpus": self.corpus}
+
+
+class _Available:
+    def available(self):
+        return True
+
+
+def test_real_key_text_is_the_held_out_split_of_the_models_own_corpus(monkeypatch, tmp_path):
+    """A zoo LM built on python-topics reads python-topics' validation split even when python-docs is
+    installed: python-docs' validation documents share text with python-topics' training documents (the
+    topics are excerpts of the same documentation), so they are not held out from such a model."""
+    import tenfold.data.registry as data_registry
+    import tenfold.zoo.registry as zoo_registry
+    from tenfold.hsr.experiment import _lm
+
+    monkeypatch.setattr(data_registry, "get_dataset", lambda name: _Available())
+    for corpus in ("python-topics", "python-docs"):
+        monkeypatch.setattr(zoo_registry, "get_model", lambda name, c=corpus: _BuiltZooModel(c))
+        assert _lm("quick", 0, tmp_path) == ("tiny-lm-long", corpus)

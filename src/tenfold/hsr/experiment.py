@@ -199,15 +199,18 @@ def dropin_check(model, tok, prompts=PROMPTS, new_tokens: int = 8, alpha: int = 
 
 
 def _lm(profile: str, seed: int, out: Path) -> tuple[str, str]:
-    """(model name or folder, text) for the real-key experiment: the zoo's long-context LM when built."""
+    """(model name or folder, text) for the real-key experiment: the zoo's long-context LM when built, over
+    the validation split of the corpus it was trained on (zoo.json), so the text is held out from it."""
     from tenfold.data.registry import get_dataset
     from tenfold.zoo.registry import get_model
 
     text = "python-docs" if get_dataset("python-docs").available() else "python-topics"
     if profile != "smoke":
         for name in ("tiny-lm-long", "tiny-lm"):
-            if get_model(name).is_built():
-                return name, text
+            spec = get_model(name)
+            if spec.is_built():
+                corpus = spec.info().get("corpus")
+                return name, corpus if corpus in ("python-docs", "python-topics") else text
     from tenfold.core.io import atomic_write_json
     from tenfold.zoo.tiny_lm import build_tiny_lm
 
