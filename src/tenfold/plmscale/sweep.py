@@ -197,10 +197,10 @@ def learning_rate(step: int, steps: int, warmup: int, peak: float, schedule: str
 def flops_per_token(params: int, layers: int, hidden: int, seq_len: int, vocab: int, count: str = "exact") -> float:
     """Training FLOPs per token (forward + backward = 3 x forward).
 
-    6nd: 6 N, N the non-embedding parameters (Cheng et al. Sec. 3; Kaplan et al. 2020). exact: adds the
-    attention scores and the mixing of values, 2 L T d per token forward (Kaplan et al. Table 1, the full
-    T x T matrix is computed, causal or not), and the tied output layer over the vocabulary, 2 V d: at 268
-    non-embedding parameters this is 3.4x the 6 N count, at 9,288 1.4x.
+    6nd: 6 N, N the non-embedding parameters (Cheng et al. Sec. 3; Kaplan et al. 2020). exact: adds Kaplan
+    et al.'s attention term, 2 L T d per token forward (Table 1: one T x T x d product, the scores over the
+    full matrix, causal or not; the mixing of values, another 2 L T d, is not counted), and the tied output
+    layer over the vocabulary, 2 V d: at 268 non-embedding parameters this is 3.4x the 6 N count, at 9,288 1.4x.
     """
     if count not in FLOP_COUNTS:
         raise InputError(f"--flops must be one of {', '.join(FLOP_COUNTS)}, got {count!r}")
