@@ -36,3 +36,22 @@ def test_pruned_pixel_model_scores_and_samples(small_pixel_dir):
     out = sample(model, torch.arange(CLASSES), torch.Generator().manual_seed(0))
     assert out.shape == (CLASSES, 1, 8, 8) and out.min() >= 0 and out.max() < LEVELS
     assert PIXELS == 64
+
+
+def test_cli_eval_of_an_image_model_names_the_images_it_scored(small_pixel_dir, tmp_path):
+    """`prune eval` on the image model says how many held-out images it scored (the split's own count)."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from tenfold.prune.cli import app
+    from tenfold.zoo.pixel_ar import split_ids
+
+    folder = tmp_path / "pixel"
+    shutil.copytree(small_pixel_dir, folder)
+    (folder / "zoo.json").write_text(json.dumps({"name": "pixel-ar", "corpus": "digits"}))
+    res = CliRunner().invoke(app, ["eval", "--model", str(folder), "--new-tokens", "2", "--out", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["text"] == f"digits validation split (all {len(split_ids(0)[1])} images)"

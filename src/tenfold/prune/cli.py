@@ -182,9 +182,10 @@ def evaluate(
         from tenfold.zoo.pixel_ar import bits_per_dim, split_ids
 
         net = load_pruned(folder)
-        res = {"model": str(folder), "text": "digits validation split (all 360 images)",
-               "bits_per_dim": bits_per_dim(net, split_ids(0)[1])}
-        prompt = split_ids(0)[1][:1, :1]
+        valid = split_ids(0)[1]
+        res = {"model": str(folder), "text": f"digits validation split (all {len(valid)} images)",
+               "bits_per_dim": bits_per_dim(net, valid)}
+        prompt = valid[:1, :1]
     else:
         from transformers import AutoTokenizer
 
