@@ -270,3 +270,28 @@ def test_cli_plan_refuses_a_fit_file_that_is_not_a_fit(tmp_path, capsys):
         for extra in ([], ["--objective", "mlm", "--transfer"]):
             code, err = _main(capsys, ["plan", "--flops", "1e20", "--fit", str(tmp_path / name), *extra])
             assert code == 2 and len(err.strip().splitlines()) == 1, (name, extra, err)
+
+
+def test_cli_transfer_compares_each_size_with_its_own_scratch_curve(tmp_path, capsys):
+    """With a params column, a transferred point of size N gets D_e from the scratch curve of size N (D_t of
+    one size read off another size's curve is meaningless); several sizes without per-size scratch curves
+    are refused."""
+    from tenfold.plmscale.cli import app
+
+    d = np.logspace(4, 7, 30)
+    d_f = np.logspace(4.5, 6, 6)
+    scratch, finetuned, truth = ["tokens,loss,params"], ["tokens,loss,params"], []
+    for n, k, shift in ((1e4, 4.0, 1.5), (1e5, 3.0, 2.0)):  # the larger model: lower loss, more transfer
+        scratch += [f"{x:.6g},{k * x ** -0.1:.12g},{n:g}" for x in d]
+        finetuned += [f"{x:.6g},{k * (shift * x) ** -0.1:.12g},{n:g}" for x in d_f]
+        truth += list((shift - 1) * d_f)
+    (tmp_path / "s.csv").write_text("\n".join(scratch) + "\n")
+    (tmp_path / "t.csv").write_text("\n".join(finetuned) + "\n")
+    res = CliRunner().invoke(app, ["transfer", str(tmp_path / "s.csv"), str(tmp_path / "t.csv")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    np.testing.assert_allclose(out["transferred_tokens"], truth, rtol=1e-4)
+    assert out["law"]["beta"] > 0
+    (tmp_path / "s1.csv").write_text("\n".join(["tokens,loss"] + [s.rsplit(",", 1)[0] for s in scratch[1:31]]) + "\n")
+    code, err = _main(capsys, ["transfer", str(tmp_path / "s1.csv"), str(tmp_path / "t.csv")])
+    assert code == 2 and "params" in err

@@ -122,7 +122,8 @@ def plan(
 
 @app.command("transfer")
 def transfer(
-    scratch: Path = typer.Argument(..., help="CSV of the from-scratch MLM learning curve: tokens,loss."),
+    scratch: Path = typer.Argument(..., help="CSV of the from-scratch MLM learning curve: tokens,loss[,params] "
+                                    "(params: one curve per model size)."),
     finetuned: Path = typer.Argument(..., help="CSV of the CLM-initialised MLM curve: tokens,loss[,params]."),
     params: float = typer.Option(None, help="Model size N when the CSV has no params column."),
 ) -> None:
@@ -146,9 +147,21 @@ def transfer(
                     raise InputError(f"{p}: column {c!r} must be finite and positive in every row")
         frames.append(f)
     s, t = frames
-    d_t = effectively_transferred_tokens(t["tokens"], t["loss"], s["tokens"], s["loss"])
-    out = {"finetune_tokens": t["tokens"].tolist(), "transferred_tokens": d_t.tolist()}
     n = t["params"] if "params" in t.columns else (None if params is None else pd.Series([params] * len(t)))
+    if "params" in s.columns and n is not None:  # each size against its own scratch curve
+        d_t = np.empty(len(t))
+        for size in n.unique():
+            mine, own = (n == size).to_numpy(), (s["params"] == size).to_numpy()
+            if not own.any():
+                raise InputError(f"{scratch} has no scratch curve for params {size:g}: give one per model size")
+            d_t[mine] = effectively_transferred_tokens(t["tokens"][mine], t["loss"][mine], s["tokens"][own],
+                                                       s["loss"][own])
+    elif n is not None and n.nunique() > 1:
+        raise InputError(f"{finetuned} holds {n.nunique()} model sizes but {scratch} has no params column: D_t needs "
+                         "each size's own scratch curve (a params column in both files)")
+    else:
+        d_t = effectively_transferred_tokens(t["tokens"], t["loss"], s["tokens"], s["loss"])
+    out = {"finetune_tokens": t["tokens"].tolist(), "transferred_tokens": d_t.tolist()}
     if n is not None and n.nunique() > 1:
         out["law"] = fit_transfer_law(t["tokens"], n, d_t).to_dict()
     _echo_json(out)
