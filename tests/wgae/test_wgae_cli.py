@@ -182,3 +182,36 @@ def test_empty_or_corrupted_data_file_is_one_line_naming_it(tmp_path, verb, cont
     r = runner.invoke(app, [verb, str(bad), *extra])
     assert isinstance(r.exception, InputError) and str(bad) in str(r.exception), r.output
     assert "\n" not in str(r.exception)
+
+
+def test_evaluate_gives_the_autoencoders_and_wgae_the_same_width_steps_and_validation_checks(tmp_path, monkeypatch):
+    """`wgae evaluate` compares models on one split: each must get the same hidden width, the same number of
+    Adam steps and validation checks at the same step interval (it gave VGAE 64 hidden units and WGAE 128,
+    and checked VGAE every 5 steps but WGAE every 25)."""
+    import numpy as np
+
+    import tenfold.wgae.baselines as baselines
+    import tenfold.wgae.model as model
+    from tenfold.wgae.evaluate import LinkModel
+
+    seen = {}
+
+    def dummy(name):
+        return LinkModel(name, np.zeros((80, 2)), lambda pairs: np.arange(pairs.shape[1], dtype=float))
+
+    def fake_autoencoder(kind, net, split, seed=0, steps=200, lr=0.01, hidden=64, out=16, eval_every=5):
+        seen[kind] = {"hidden": hidden, "steps": steps, "check_every_steps": eval_every}
+        return dummy(kind)
+
+    def fake_wgae(net, split, config, seed=0, device=None):
+        seen["wgcae"] = {"hidden": config.hidden, "steps": config.epochs * config.steps_per_epoch,
+                         "check_every_steps": config.eval_every * config.steps_per_epoch}
+        return dummy("wgcae")
+
+    monkeypatch.setattr(baselines, "fit_autoencoder", fake_autoencoder)
+    monkeypatch.setattr(model, "fit_wgae", fake_wgae)
+    net = tmp_path / "net.npz"
+    assert runner.invoke(app, ["sample", "--out", str(net), "--nodes", "80", "--words", "30", "--topics", "4,2"]).exit_code == 0
+    r = runner.invoke(app, ["evaluate", str(net), "--models", "vgae,wgcae", "--topics", "4,2", "--steps", "32"])
+    assert r.exit_code == 0, r.output
+    assert seen["vgae"] == seen["wgcae"], seen

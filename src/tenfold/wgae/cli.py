@@ -161,11 +161,13 @@ def evaluate_cmd(
     models: str = typer.Option("vgae,wgcae", help="Comma-separated: gae, vgae, gpgbn-gibbs, wgcae, wgaae."),
     topics: str = typer.Option("16,4", help="Topics per layer for the topic models (K_1 is also the GAE/VGAE size)."),
     steps: int = typer.Option(300, min=5, max=MAX_STEPS,
-                              help="Adam steps for every model (WGAE: a Phi update every 5); Gibbs: sweeps."),
+                              help="Adam steps for every model, rounded down to a multiple of 5 (WGAE: a Phi "
+                                   "update every 5); Gibbs: sweeps."),
     seed: int = seed_option("Seed for the split and the models."),
     out: Path = typer.Option(None, help="Optional JSON file for the metrics."),
 ) -> None:
-    """85/5/10 link split, fit on train (select on validation), report test AUC/AP and clustering ACC/NMI."""
+    """85/5/10 link split, fit on train (GAE/VGAE/WGAE: the same width and steps, the step kept chosen on
+    validation AUC every 5 steps; Gibbs: the posterior mean), report test AUC/AP and clustering ACC/NMI."""
     from tenfold.core.accel import device_summary
     from tenfold.core.io import atomic_write_json
     from tenfold.wgae.baselines import fit_autoencoder, fit_gibbs
@@ -181,15 +183,19 @@ def evaluate_cmd(
         raise InputError(f"unknown model(s) {bad}; choose from {', '.join(known)}")
     split = split_links(net, 0.05, 0.10, seed)
     k = _topics(topics)
+    # one budget for the gradient-trained models: the same width, the same Adam steps (a multiple of WGAE's 5
+    # per Phi update) and a validation check every 5 steps for each
+    per_phi, hidden = 5, WGAEConfig().hidden
     report = {}
     for name in names:
         if name in ("gae", "vgae"):
-            m = fit_autoencoder(name, net, split, seed, steps=steps, out=k[0])
+            m = fit_autoencoder(name, net, split, seed, steps=per_phi * (steps // per_phi), hidden=hidden, out=k[0],
+                                eval_every=per_phi)
         elif name == "gpgbn-gibbs":
             m = fit_gibbs(net, split, GibbsConfig(topics=k, iterations=steps, burn_in=steps // 2), seed)
         else:
-            m = fit_wgae(net, split, WGAEConfig(encoder="gcn" if name == "wgcae" else "gat", topics=k,
-                                                epochs=steps // 5, steps_per_epoch=5), seed)
+            m = fit_wgae(net, split, WGAEConfig(encoder="gcn" if name == "wgcae" else "gat", topics=k, hidden=hidden,
+                                                epochs=steps // per_phi, steps_per_epoch=per_phi, eval_every=1), seed)
         auc, ap = auc_ap(m.score(split.test_pos), m.score(split.test_neg))
         row = {"auc": auc, "ap": ap}
         if net.labels is not None:
