@@ -7,7 +7,7 @@ every score can be put under the paper's alpha-scaled global ranking (eq. 8); FL
 and the uniform allocations do not depend on that scale. Sources:
 - magnitude: L2 norm of every weight a unit owns (the "L2 weight" baseline of LLM-Pruner / FLAP).
 - wanda-sp: structured Wanda (as defined in FLAP, An et al. 2024): sum_i |W_ji| * ||X_j||_2 over the
-  output projection's input channel j, summed over a head's channels.
+  output projection's input channel j; a unit's score is the mean over its channels.
 - flap: FLAP's fluctuation metric Var(X_j) * ||W_j,:||_2^2 (An et al. 2024, eq. 4), with the bias
   compensation b += sum_{j pruned} mean(X_j) W_j,: applied at removal (see `pruner.py`).
 - taylor: LLM-Pruner's first-order Taylor importance sum |w * dL/dw| over the unit's weights

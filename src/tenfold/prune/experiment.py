@@ -308,8 +308,9 @@ def language_claims(result: Result, m: dict, st: Setting, lm: str) -> None:
                       "perplexity (same removals); null: compensation does nothing",
                       nll[f"{key}|{alloc}|numerical"], nll[f"{key}|{alloc}|numerical-nocomp"], "numerical, no compensation")
             ppl_claim(result, f"numerical_below_best_baseline_with_compensation_{alloc}_{key}",
-                      f"{lm}, ratio {key}, {alloc} allocation: numerical with compensation is below the best baseline "
-                      f"given the same compensation ({best}+ls) — the score's share once both are compensated",
+                      f"{lm}, ratio {key}, {alloc} allocation: numerical with compensation is below the baseline that is best "
+                      f"under its own recipe ({best}), given the same compensation ({best}+ls) — the score's share "
+                      "once both are compensated",
                       nll[f"{key}|{alloc}|numerical"], nll[f"{key}|{alloc}|{best}+ls"], f"{best}+ls ({alloc})")
         if "alpha" in st.allocations:
             for other in (a for a in st.allocations if a != "alpha"):
