@@ -146,7 +146,8 @@ def reproduce(profile: str = "quick", seed: int = 0, out: Path = Path("reports/l
              "In the lineage's setting (users split 9:1, no user-ID feature, test users' histories only up to "
              "each sample), DIN + LIBER has a higher test AUC than DIN (null: the fused summaries add nothing)"),
             ("time", "din_liber_beats_din_time_split",
-             "In the per-user time split (with the user ID), DIN + LIBER has a higher test AUC than DIN"),
+             "In the per-user time split (with the user ID), DIN + LIBER has a higher test AUC than DIN "
+             "(null: the fused summaries add nothing)"),
             ("users-norating", "positive_control_fusion_lifts_auc",
              "Positive control: with the history ratings hidden from the backbone, the summaries (which carry "
              "the rating statistics) lift DIN's test AUC (null: the fusion path cannot carry information)")):
