@@ -213,3 +213,21 @@ def test_cli_rate_sweep_drops_prompts_that_reach_round_off_before_a_slope_can_be
     row = json.loads(res.output)
     assert 0 < row["unfitted_prompts"] < 40 and abs(row["median_ratio_measured_over_gd"] - 1) < 0.05
     assert np.isfinite(row["median_ratio_measured_over_paper"])
+
+
+@pytest.mark.parametrize("base", [0, 1, 999_990, 2_147_483_547])
+def test_training_prompt_seeds_never_meet_the_evaluation_prompt_seeds(base):
+    """Held-out prompts are held out by seed: every seed a profile's training draws from (any training seed of
+    the run, any step) lies outside the test, tuning and n/d-sweep prompt seeds of that run."""
+    from dataclasses import replace
+
+    from tenfold.looped.experiment import PROFILES
+    from tenfold.looped.sweeps import TEST_SEED, TUNE_SEED
+    from tenfold.looped.training import train_seed
+
+    for prof in PROFILES.values():
+        seeds = range(base, base + prof.seeds)
+        held_out = {s + TEST_SEED for s in seeds} | {s + TUNE_SEED for s in seeds} | {
+            base + TEST_SEED + 100 * i for i in range(len(prof.sample_ratios))}
+        lowest_train = min(train_seed(replace(prof.train, seed=s), 0) for s in seeds)
+        assert lowest_train > max(held_out)
