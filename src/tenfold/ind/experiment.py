@@ -66,7 +66,7 @@ PROFILES = {
 
 # What limits MIND, measured: each ablation retrains MIND (first seed) with one part changed.
 ABLATIONS = {
-    "budget": ("twice the optimizer steps in every stage", lambda p: replace(p, steps=tuple(2 * s for s in p.steps))),
+    "budget": ("twice the optimizer steps in each stage the ablation trains", lambda p: replace(p, steps=tuple(2 * s for s in p.steps))),
     "context": ("half the profile papers as context", lambda p: replace(p, max_profile=max(1, p.max_profile // 2))),
     "capacity": ("LoRA rank 32 instead of 8 (four times the adapter capacity)", lambda p: replace(p, lora_r=32)),
 }
