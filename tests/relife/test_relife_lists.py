@@ -16,7 +16,7 @@ from tenfold.data.lists import (
     pad_lists,
 )
 from tenfold.data.movielens import load_atomic
-from tenfold.relife.experiment import split_overlap
+from tenfold.relife.experiment import disjoint_splits, split_overlap
 
 CFG = ListConfig(list_len=5, history_lists=3, ranker_epochs=5)
 
@@ -39,6 +39,14 @@ def test_every_user_has_one_test_list_and_test_lists_never_appear_in_training(lo
     assert len(np.unique(logged.test.user)) == len(logged.test)
     assert set(logged.val.user) <= set(logged.test.user)
     assert split_overlap(logged) == {"test_in_train": 0, "test_in_val": 0}
+
+
+def test_reproduce_refuses_splits_whose_test_lists_appear_in_training_or_validation(logged):
+    """The overlap is checked in code, not only recorded: a leaking split stops the run before any training."""
+    assert disjoint_splits(logged, "logged") == {"test_in_train": 0, "test_in_val": 0}
+    leaky = ListSplits(logged.train, logged.test.select(np.arange(2)), logged.test, logged.info)
+    with pytest.raises(RuntimeError, match="test_in_val"):
+        disjoint_splits(leaky, "logged")
 
 
 def test_lists_of_different_lengths_are_padded_with_masks(logged):

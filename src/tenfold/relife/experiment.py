@@ -89,6 +89,14 @@ def split_overlap(splits) -> dict:
             "test_in_val": len(test & list_fingerprints(splits.val))}
 
 
+def disjoint_splits(splits, regime: str) -> dict:
+    """`split_overlap`, refused unless every count is 0 (checked before any training, recorded in the result)."""
+    overlap = split_overlap(splits)
+    if any(overlap.values()):
+        raise RuntimeError(f"{regime} lists: test lists also appear in training or validation: {overlap}")
+    return overlap
+
+
 def score_test(splits, scores: np.ndarray, uniforms: dict | None) -> dict[str, np.ndarray]:
     """Per-list metrics of a model's scores: simulated lists are shown to the simulator, logged lists
     re-order their labels."""
@@ -257,6 +265,7 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
         say("relife: simulated lists (per-user substitution)")
         truth = fit_ground_truth(data, lists_cfg)
         sim = build_simulated_lists(data, lists_cfg, sim_cfg, truth=truth)
+        overlap = {"simulated": disjoint_splits(sim, "simulated")}
         uniforms = evaluation_uniforms(sim.test.mask.shape, p.draws, seed + 1000)
         simulated, sim_record = run_regime(sim, sim_models, p, seed_list, p.signal, uniforms)
         simulated.update({k: {m: v[:, None] for m, v in table.items()} for k, table in oracle_metrics(sim, uniforms).items()})
@@ -271,12 +280,13 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
             control, control_record = run_regime(sim0, control_models, p, seed_list, p.signal, uniforms)
         say("relife: logged ML-100K lists")
         logged_splits = build_logged_lists(data, lists_cfg, ranker=fit_initial_ranker(data, lists_cfg))
+        overlap["logged"] = disjoint_splits(logged_splits, "logged")
         logged, logged_record = run_regime(logged_splits, logged_models, p, seed_list, "labels", None)
     metrics = {"simulated": summarise(simulated, sim_record), "logged": summarise(logged, logged_record),
                "data": {"simulated": {k: sim.info[k] for k in ("train_lists", "val_lists", "test_lists", "click_rate",
                                                                "mean_intent", "mean_relevance")},
                         "logged": {k: logged_splits.info[k] for k in ("train_lists", "val_lists", "test_lists")}},
-               "overlap": {"simulated": split_overlap(sim), "logged": split_overlap(logged_splits)}}
+               "overlap": overlap}
     metrics["headroom"] = headroom(metrics["simulated"])
     if control:
         metrics["control_beta0"] = {**summarise(control, control_record), "same_test_lists": same_lists}
