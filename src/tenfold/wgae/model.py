@@ -17,7 +17,7 @@ from torch import nn
 
 from tenfold.core.errors import InputError, UnsupportedError
 from tenfold.wgae.gpgbn import crt, multinomial_split, segment_sum
-from tenfold.wgae.weibull import SHAPE_MAX, SHAPE_MIN, kl_weibull_gamma, weibull_mean
+from tenfold.wgae.weibull import SHAPE_MAX, SHAPE_MIN, kl_weibull_gamma, weibull_from_uniform, weibull_mean
 
 DENSE_LIMIT = 20_000  # nodes: above this a dense N x N decoder does not fit in memory
 DENSE_WORDS = 20_000_000  # draws x N x V: up to this the word rates come from one dense product
@@ -312,7 +312,7 @@ def degree_subgraph(edges: torch.Tensor, n: int, size: int, alpha: float, genera
 
 def weibull_draws(params, eps: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     """theta = lam (-ln(1 - eps))^(1/k) per layer from uniforms eps[t] (S, N, K_t), clamped as the released code."""
-    return [(lam * (-torch.log1p(-e)) ** (1.0 / k)).clamp(THETA_MIN, THETA_MAX) for (k, lam), e in zip(params, eps, strict=True)]
+    return [weibull_from_uniform(k, lam, e).clamp(THETA_MIN, THETA_MAX) for (k, lam), e in zip(params, eps, strict=True)]
 
 
 def elbo_terms(model: WGAE, g: GraphTensors, generator: torch.Generator, draws: slice | None = None) -> dict:

@@ -11,11 +11,15 @@ EULER = 0.5772156649015329
 SHAPE_MIN, SHAPE_MAX = 0.1, 1000.0  # clipped shape of the encoder heads (released code)
 
 
-def weibull_rsample(k: torch.Tensor, lam: torch.Tensor, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """theta = lam * (-ln(1 - eps))^(1/k), eps ~ U(0, 1): n draws, shape (n, *k.shape), differentiable in k, lam."""
-    eps = torch.rand((n, *k.shape), generator=generator, dtype=k.dtype, device="cpu").to(k.device)
-    eps = eps.clamp(1e-10, 1 - 1e-7)
+def weibull_from_uniform(k: torch.Tensor, lam: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The reparameterisation theta = lam * (-ln(1 - eps))^(1/k) of uniforms eps in (0, 1), differentiable in k, lam."""
     return lam * (-torch.log1p(-eps)) ** (1.0 / k)
+
+
+def weibull_rsample(k: torch.Tensor, lam: torch.Tensor, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n draws of `weibull_from_uniform`, eps ~ U(0, 1), shape (n, *k.shape)."""
+    eps = torch.rand((n, *k.shape), generator=generator, dtype=k.dtype, device="cpu").to(k.device)
+    return weibull_from_uniform(k, lam, eps.clamp(1e-10, 1 - 1e-7))
 
 
 def weibull_mean(k: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
