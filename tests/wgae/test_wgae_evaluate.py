@@ -70,3 +70,16 @@ def test_trivial_topic_sets_untrained_init_and_unigram_beat_prior_draws():
     assert untrained.shape == (40, 8) and np.allclose(untrained.sum(0), 1.0)
     # a words-only unigram "model" is far above random sparse prior draws: the reason it is in the reference
     assert unigram_topic_match(net, true) > random_topic_match(true, 8, 0.01, 0)
+
+
+def test_autoencoder_scores_keep_their_order_where_a_float32_sigmoid_saturates():
+    """GAE/VGAE rank pairs by z_i . z_j; sigmoid of it in float32 is exactly 1 above ~17 and ties such pairs,
+    which would cost the baseline AUC that its embedding earned (the GPGBN models score the rate for the
+    same reason)."""
+    import torch
+
+    from tenfold.wgae.baselines import _inner_product_scorer
+
+    z = torch.tensor([[5.0, 0.0], [4.0, 0.0], [5.0, 0.0], [0.0, 1.0]])
+    scores = _inner_product_scorer(z)(np.array([[0, 0, 0], [1, 2, 3]]))  # products 20, 25, 0
+    assert scores[1] > scores[0] > scores[2]

@@ -57,9 +57,13 @@ class GraphAutoencoder(nn.Module):
 
 
 def _inner_product_scorer(z: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
+    """Pairs ranked by z_i . z_j in float64: the order of sigmoid(z_i . z_j), without the ties a float32
+    sigmoid makes once it saturates at 1 (AUC and AP depend on the order only)."""
+    z = z.double()
+
     def score(pairs: np.ndarray) -> np.ndarray:
         p = torch.as_tensor(pairs)
-        return torch.sigmoid((z[p[0]] * z[p[1]]).sum(-1)).numpy()
+        return (z[p[0]] * z[p[1]]).sum(-1).numpy()
 
     return score
 
