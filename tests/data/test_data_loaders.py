@@ -92,3 +92,13 @@ def test_movielens_100k_from_the_installed_package():
     data = load_atomic("ml-100k")
     assert len(data.inter) == 100_000
     assert data.inter["user_id"].nunique() == 943 and data.inter["item_id"].nunique() == 1682
+
+
+def test_protein_split_keeps_a_repeated_sequence_once_so_validation_never_holds_a_training_sequence(tmp_path):
+    from tenfold.data.fasta import load_fasta
+
+    seqs = ["MKV", "MAL", "MKV", "MGG", "MAL", "MST", "MKV", "MWW"]  # MKV x3, MAL x2: 5 distinct
+    (tmp_path / "p.fasta").write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    p = load_fasta(tmp_path / "p.fasta", valid_every=2)
+    assert p.duplicates_dropped == 3 and sorted(p.train + p.valid) == sorted(set(seqs))
+    assert not set(p.train) & set(p.valid) and p.ids == ["s0", "s1", "s3", "s5", "s7"]

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MSEQNNTEMTFQIQRIYTKDIS", "GSHMLEDPVDAFQE", "MNIFEMLRIDEGLRLKIYKDTEG"] * 6
+from plm_sequences import SEQS
 
 
 def _sweep(fasta: Path, out: Path) -> subprocess.Popen:

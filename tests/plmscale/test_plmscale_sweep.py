@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from plm_sequences import SEQS
 from typer.testing import CliRunner
 
 from tenfold.core.errors import InputError
@@ -22,8 +23,6 @@ from tenfold.plmscale.sweep import (
     read_runs_csv,
     run_sweep,
 )
-
-SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MSEQNNTEMTFQIQRIYTKDIS", "GSHMLEDPVDAFQE", "MNIFEMLRIDEGLRLKIYKDTEG"] * 6
 
 
 def _fasta(tmp_path, seqs=SEQS):

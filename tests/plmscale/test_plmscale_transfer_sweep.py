@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from plm_sequences import SEQS
 
 from tenfold.data.fasta import load_fasta
 from tenfold.plmscale.sweep import AminoAcidTokenizer
 from tenfold.plmscale.transfer import effectively_transferred_tokens
 from tenfold.plmscale.transfer_sweep import TransferConfig, build_esm, run_transfer
-
-SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MSEQNNTEMTFQIQRIYTKDIS", "GSHMLEDPVDAFQE", "MNIFEMLRIDEGLRLKIYKDTEG"] * 6
 
 
 def test_causal_esm_ignores_future_tokens_and_bidirectional_does_not():

@@ -26,12 +26,14 @@ ALPHABET = AMINO_ACIDS + AMBIGUOUS
 
 @dataclass(frozen=True)
 class ProteinSet:
-    """Sequences split into train and validation at sequence level (no sequence in both)."""
+    """Sequences split into train and validation at sequence level: repeated sequences are kept once before the
+    split, so no sequence is in both (checked when the split is made)."""
 
     name: str
     ids: list[str]
     train: list[str]
     valid: list[str]
+    duplicates_dropped: int = 0  # records whose sequence repeats an earlier record's (same residues, another id)
 
     @property
     def n_residues(self) -> int:
@@ -79,11 +81,16 @@ def check_sequence(seq: str, name: str = "sequence") -> None:
 def _split(name: str, records: list[tuple[str, str]], valid_every: int, max_sequences: int | None) -> ProteinSet:
     if max_sequences is not None:
         records = records[:max_sequences]
-    if len(records) < 2:
-        raise InputError(f"protein set {name!r} has fewer than 2 sequences")
-    valid = [s for i, (_, s) in enumerate(records) if i % valid_every == valid_every - 1]
-    train = [s for i, (_, s) in enumerate(records) if i % valid_every != valid_every - 1]
-    return ProteinSet(name, [r for r, _ in records], train, valid)
+    seen: set[str] = set()
+    unique = [(r, s) for r, s in records if not (s in seen or seen.add(s))]  # first record of each sequence
+    if len(unique) < 2:
+        raise InputError(f"protein set {name!r} has fewer than 2 distinct sequences")
+    valid = [s for i, (_, s) in enumerate(unique) if i % valid_every == valid_every - 1]
+    train = [s for i, (_, s) in enumerate(unique) if i % valid_every != valid_every - 1]
+    shared = len(set(valid) & set(train))
+    if shared:  # cannot happen after the de-duplication above; the check keeps it that way
+        raise InputError(f"protein set {name!r}: {shared} validation sequences are also training sequences")
+    return ProteinSet(name, [r for r, _ in unique], train, valid, len(records) - len(unique))
 
 
 def load_uniprot_mmseqs2(valid_every: int = 20, max_sequences: int | None = None) -> ProteinSet:

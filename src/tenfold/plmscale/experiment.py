@@ -391,6 +391,9 @@ def reproduce(profile: str, seed: int, out: Path) -> Result:
                     seed=seed, config={"sweep": config_dict(cfg), "n_boot": sizes["n_boot"], "corpus": proteins.name,
                                        "recovery": {"datasets": sizes["recovery"][0], "n_boot": sizes["recovery"][1]},
                                        "transfer": transfer["config"], "corpus_residues": proteins.n_residues,
+                                       "corpus_split": {"train": len(proteins.train), "valid": len(proteins.valid),
+                                                        "repeats_dropped": proteins.duplicates_dropped,
+                                                        "valid_in_train": len(set(proteins.valid) & set(proteins.train))},
                                        "huber_delta": 1e-3, "isoflop_minimum": "raw (paper) and parabola",
                                        "paper_table": str(table_path) if table_path else None},
                     metrics=metrics)
