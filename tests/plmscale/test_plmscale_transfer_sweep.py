@@ -80,6 +80,14 @@ def test_summary_refuses_a_law_when_transfer_mostly_hurts():
     # a gain only at the first 4 of 12 checkpoints, a loss (negative D_t) afterwards
     out = summarise_transfer(_curves(lambda d, n: np.where(d < 1e5, 0.5 * d, -0.5 * d)))
     assert out["positive_fraction"] == pytest.approx(1 / 3)
-    assert "law_on_positive_points_only" in out
+    assert "law_refused" in out
     assert out["law"] is None and "checkpoints have D_t > 0" in out["law_error"]
     assert out["median_d_t_over_d_f"] == pytest.approx(-0.5, rel=1e-6)
+
+
+def test_summary_refuses_a_law_whose_gain_grows_without_bound_as_mlm_tokens_go_to_zero():
+    from tenfold.plmscale.transfer_sweep import summarise_transfer
+
+    out = summarise_transfer(_curves(lambda d, n: 1e6 * d**-0.5 * n**0.1))  # a gain at every checkpoint, shrinking
+    assert out["positive_fraction"] == 1.0 and out["law_refused"]["alpha"] == pytest.approx(-0.5, rel=1e-3)
+    assert out["law"] is None and "alpha = -0.50 <= 0" in out["law_error"]

@@ -175,7 +175,7 @@ def transfer_points(runs: list[dict]) -> np.ndarray:
 
 def law_from_points(points: np.ndarray):
     """(TransferLaw or None, why not): D_t = k D_f^alpha N^beta D_c^gamma through the points with D_t > 0,
-    refused when most checkpoints show no transfer gain."""
+    refused when most checkpoints show no transfer gain, or when alpha <= 0 (no finite extrapolation to D_f -> 0)."""
     from tenfold.plmscale.transfer import fit_transfer_law
 
     d_f, n, d_t, d_c = points.T
@@ -187,6 +187,10 @@ def law_from_points(points: np.ndarray):
     if np.mean(d_t > 0) < MIN_POSITIVE_FRACTION:  # the law would describe a few early points only
         return law, (f"only {int((d_t > 0).sum())} of {len(d_t)} checkpoints have D_t > 0 (transfer hurts beyond "
                      "them), so a law through those points would not describe the curves")
+    if law.alpha <= 0:  # D_t -> infinity as D_f -> 0: a planner would spend (almost) everything on CLM
+        return law, (f"the fitted exponent on MLM tokens is alpha = {law.alpha:.2f} <= 0 (the gain shrinks as MLM "
+                     "training goes on): D_t would grow without bound as D_f goes to 0, so the law cannot be "
+                     "extrapolated to plan a split (Hernandez et al.'s alpha is positive)")
     return law, None
 
 
@@ -202,5 +206,5 @@ def summarise_transfer(runs: list[dict]) -> dict:
     if why:
         out["law_error"] = why
         if law is not None:
-            out["law_on_positive_points_only"] = law.to_dict()
+            out["law_refused"] = law.to_dict()
     return out
