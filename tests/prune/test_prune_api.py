@@ -225,3 +225,16 @@ def test_cli_run_refuses_bad_options_before_any_work(args, message, lm_dir, tmp_
     res = CliRunner().invoke(app, ["run", "--model", str(lm_dir), "--out", str(tmp_path / "o"), *args])
     assert res.exit_code != 0 and isinstance(res.exception, InputError) and message in str(res.exception)
     assert not (tmp_path / "o").exists()
+
+
+def test_text_split_refuses_a_corpus_whose_validation_documents_are_also_training_documents(monkeypatch):
+    from types import SimpleNamespace
+
+    import tenfold.data.text as text
+    from tenfold.core.errors import InputError
+    from tenfold.prune.experiment import text_split
+
+    leaky = SimpleNamespace(name="leaky", train=["a b c", "d e f", "g h"], valid=["x y", "d e f"])
+    monkeypatch.setattr(text, "load_corpus", lambda name: leaky)
+    with pytest.raises(InputError, match="1 documents are in both"):
+        text_split("leaky", tokenizer=None)

@@ -101,6 +101,9 @@ def text_split(corpus_name: str, tokenizer, train_docs: int = 400) -> TextSplit:
 
     corpus = load_corpus(corpus_name)
     shared = len(set(corpus.train) & set(corpus.valid))
+    if shared:  # perplexity on text the calibration (and the zoo LM) may have seen measures recall
+        raise InputError(f"corpus {corpus.name!r}: {shared} documents are in both its training and validation splits; "
+                         "de-duplicate the corpus before pruning and evaluating on it")
     return TextSplit(corpus.name, encode_docs(tokenizer, corpus.train[:train_docs]),
                      encode_docs(tokenizer, corpus.valid), shared)
 
