@@ -49,3 +49,12 @@ def test_generate_refuses_out_of_range_sizes_and_seeds_at_the_parser(tmp_path, a
     r = runner.invoke(app, ["generate", "--out", str(tmp_path / "data"), *args])
     assert r.exit_code == 2 and "Invalid value" in r.output, r.output
     assert not (tmp_path / "data").exists()
+
+
+def test_evaluate_refuses_a_paper_listed_as_both_normal_and_outlier(tmp_path):
+    truth = {"a1": {"normal_data": ["p1", "p2"], "outliers": ["p2", "p3"]}}
+    (tmp_path / "t.json").write_text(json.dumps(truth))
+    (tmp_path / "s.json").write_text(json.dumps({"a1": {"p1": 0.9, "p2": 0.5, "p3": 0.1}}))
+    res = runner.invoke(app, ["evaluate", "--submission", str(tmp_path / "s.json"),
+                                   "--ground-truth", str(tmp_path / "t.json")])
+    assert res.exit_code != 0 and "both normal and outlier (e.g. p2)" in str(res.exception)

@@ -84,6 +84,21 @@ def predict(
     typer.echo(f"wrote {sum(len(v) for v in scores.values())} scores for {len(scores)} authors to {out}")
 
 
+def truth_labels(truth, path: Path) -> dict[str, dict[str, int]]:
+    """{aid: {pid: 1 normal / 0 outlier}} from the official ground truth; a paper listed as both is an error."""
+    if not isinstance(truth, dict) or not all(isinstance(v, dict) for v in truth.values()):
+        raise InputError(f"{path}: expected {{author id: {{\"normal_data\": [...], \"outliers\": [...]}}}}")
+    labels = {}
+    for aid, v in truth.items():
+        normal, outliers = set(v.get("normal_data", [])), set(v.get("outliers", []))
+        both = sorted(normal & outliers)
+        if both:
+            raise InputError(f"{path}: author {aid} lists {len(both)} paper(s) as both normal and outlier "
+                             f"(e.g. {both[0]}): fix the ground truth")
+        labels[aid] = {**{p: 1 for p in normal}, **{p: 0 for p in outliers}}
+    return labels
+
+
 @app.command("evaluate")
 def evaluate(
     submission: Path = typer.Option(..., help="Submission JSON {aid: {pid: score}}."),
@@ -97,6 +112,5 @@ def evaluate(
         if not p.is_file():
             raise InputError(f"{p} does not exist")
     truth, sub = read_json(ground_truth), read_json(submission)
-    labels = {a: {**{p: 1 for p in v.get("normal_data", [])}, **{p: 0 for p in v.get("outliers", [])}} for a, v in truth.items()}
-    score = weighted_auc_map(labels, sub)
+    score = weighted_auc_map(truth_labels(truth, ground_truth), sub)
     typer.echo(f"weighted AUC {score.wauc:.4f}  weighted MAP {score.wmap:.4f}  ({score.authors} authors with outliers)")
