@@ -125,11 +125,6 @@ def with_split(data: CTRData, mode: str, valid: float = 0.1, test: float = 0.1, 
     return replace(data, tensors={**data.tensors, "split": split}, split_mode=mode)
 
 
-def partition_owner(data: CTRData) -> list[tuple[str, int]]:
-    """(user, pid) for every global partition index, in index order."""
-    return [(u, p.pid) for u in data.users for p in data.partitions[u]]
-
-
 def train_partition_mask(data: CTRData) -> list[bool]:
     """True for partitions closed no later than the user's last training sample (fit encoders on these only)."""
     out = []

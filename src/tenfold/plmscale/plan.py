@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tenfold.core.errors import InputError
+from tenfold.plmscale.transfer import TransferLaw
 
 OBJECTIVES = ("clm", "mlm")
 A100_BF16_FLOPS = 312e12  # peak dense bf16 FLOP/s of an NVIDIA A100 (datasheet); change with --gpu-flops
@@ -170,8 +171,8 @@ def split_loss(share, flops: float, size: dict, law: dict | None) -> np.ndarray:
     share = np.asarray(share, float)
     total = flops / size["flops_per_token"]
     d_c, d_f = share * total, (1.0 - share) * total
-    d_t = 0.0 if law is None else law["k"] * d_f ** law["alpha"] * size["params"] ** law["beta"] * np.where(
-        d_c > 0, d_c, 1.0) ** law.get("gamma", 0.0) * (d_c > 0)
+    d_t = 0.0 if law is None else TransferLaw(law["k"], law["alpha"], law["beta"], law.get("gamma", 0.0)) \
+        .transferred_tokens(d_f, size["params"], np.where(d_c > 0, d_c, 1.0)) * (d_c > 0)  # no CLM, no transfer
     effective = d_f + d_t
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(effective > 0, size["scratch"]["k"] * np.maximum(effective, 1e-300) ** size["scratch"]["p"], np.inf)

@@ -74,10 +74,6 @@ class Plan:
     keep_units: list[torch.Tensor]
     keep_channels: list[torch.Tensor]
 
-    def removed_params(self, bl: list[Block]) -> int:
-        return sum((b.n_units - len(u)) * b.unit_params() + (b.n_channels - len(c)) * b.channel_params()
-                   for b, u, c in zip(bl, self.keep_units, self.keep_channels, strict=True))
-
 
 @dataclass
 class ScoreTable:
