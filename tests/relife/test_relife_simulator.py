@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tenfold.core.errors import InputError
-from tenfold.core.stats import paired_bootstrap
 from tenfold.data.lists import (
     HIDDEN,
     ClickModel,
@@ -24,6 +23,7 @@ from tenfold.data.lists import (
     substitution_intent,
 )
 from tenfold.data.movielens import load_atomic
+from tenfold.relife.experiment import user_bootstrap
 from tenfold.relife.metrics import evaluation_uniforms, simulated_metrics
 
 
@@ -174,7 +174,7 @@ def test_an_oracle_that_knows_beta_u_gains_ndcg_over_one_that_knows_only_the_mea
     sim = build_simulated_lists(load_atomic("ml-100k"), ListConfig(history_lists=2, ranker_epochs=30, max_users=300),
                                 SimulatorConfig(lists_per_user=6, test_lists=3, beta=p.beta, ranker_noise=p.ranker_noise))
     knows, mean = _headroom(sim)
-    interval = paired_bootstrap(knows, mean, unit="test list")
+    interval = user_bootstrap(knows, sim.test.user, mean)  # 3 test lists per user: resample users
     assert interval.lo > 0.005, interval
 
 

@@ -162,16 +162,56 @@ def summarise(per_list: dict, record: dict | None = None) -> dict:
     return out
 
 
-def lists_and_seeds_interval(ours: np.ndarray, ref: np.ndarray):
+def user_bootstrap(ours: np.ndarray, users: np.ndarray, ref: np.ndarray | None = None, *,
+                   statistic=None, seeds: int | None = None):
+    """A 95% cluster bootstrap over users of per-list values: draw users with replacement and take all
+    of each drawn user's lists (a user's lists share its traits, so they are not independent units).
+    `ours` / `ref`: (lists,) or (lists, k) arrays on the same test lists, `users[i]` the owner of list i.
+    The statistic is of the column means over the drawn lists (`statistic` maps the (k,) means to a number;
+    default: the mean), so every list weighs the same whatever its user's count. With `ref`, the interval is
+    of statistic(ours) - statistic(ref), paired (the same drawn users for both sides); without, of
+    statistic(ours) against 0. BCa (its jackknife leaves out one user at a time) from `tenfold.core.stats`."""
+    from tenfold.core.stats import Interval, one_sample, paired_bootstrap
+
+    users = np.asarray(users).ravel()
+    sides = [np.asarray(x, dtype=np.float64) for x in ((ours,) if ref is None else (ours, ref))]
+    if any(x.shape[0] != users.size for x in sides):
+        raise InputError(f"{users.size} list owners for {[x.shape[0] for x in sides]} lists: give one user per test list")
+    _, owner = np.unique(users, return_inverse=True)
+    counts = np.bincount(owner).astype(np.float64)
+
+    def per_user(x: np.ndarray) -> np.ndarray:  # (users, k + 1): each user's sums of the k columns, then its list count
+        x = x.reshape(users.size, -1)
+        sums = np.zeros((counts.size, x.shape[1]))
+        np.add.at(sums, owner, x)
+        return np.column_stack([sums, counts])
+
+    def stat(m: np.ndarray) -> float:
+        means = m[:, :-1].sum(0) / m[:, -1].sum()
+        return float(statistic(means) if statistic else means.mean())
+
+    words = f"over {counts.size:,} users ({users.size:,} lists"
+    words += f"; per-list values averaged over {seeds} seeds)" if seeds and seeds > 1 else ")"
+    if ref is None:
+        boot = one_sample(per_user(sides[0]), 0.0, statistic=stat, unit="user")
+        words = f"bootstrap {words}"
+    else:
+        boot = paired_bootstrap(per_user(sides[0]), per_user(sides[1]), statistic=stat, unit="user")
+        words = f"paired bootstrap {words}"
+    return Interval(boot.lo, boot.hi, boot.estimate, words, boot.units, seeds)
+
+
+def users_and_seeds_interval(ours: np.ndarray, ref: np.ndarray, users: np.ndarray):
     """A 95% interval of ours - ref, (lists, seeds) arrays on the same test lists, that must survive both
-    noises: the hull of a paired bootstrap over test lists (per-list values averaged over the seeds: the
-    test-set noise) and, when both sides have 2+ seeds, a paired t interval over the per-seed means (each
-    seed a fresh training run: the training noise). A verdict holds only if both intervals exclude 0."""
-    from tenfold.core.stats import Interval, paired_bootstrap, seed_interval
+    noises: the hull of a paired cluster bootstrap over the lists' users (`user_bootstrap`, per-list values
+    averaged over the seeds: the test-set noise) and, when both sides have 2+ seeds, a paired t interval
+    over the per-seed means (each seed a fresh training run: the training noise). A verdict holds only if
+    both intervals exclude 0."""
+    from tenfold.core.stats import Interval, seed_interval
 
     seeds = max(ours.shape[1], ref.shape[1])
-    boot = paired_bootstrap(ours.mean(1), ref.mean(1), unit="test list", seeds=seeds)
-    words = f"{boot.evidence} (per-list values averaged over seeds) [{boot.lo:+.4f}, {boot.hi:+.4f}]"
+    boot = user_bootstrap(ours.mean(1), users, ref.mean(1), seeds=seeds)
+    words = f"{boot.evidence} [{boot.lo:+.4f}, {boot.hi:+.4f}]"
     if ours.shape[1] < 2 or ours.shape[1] != ref.shape[1]:
         return Interval(boot.lo, boot.hi, boot.estimate, words, boot.units, seeds)
     per_seed = seed_interval(ours.mean(0), ref.mean(0), what="one training run each")
@@ -180,46 +220,50 @@ def lists_and_seeds_interval(ours: np.ndarray, ref: np.ndarray):
                     boot.units, seeds)
 
 
-def add_claims(result: Result, simulated: dict, logged: dict, seeds: int, control: dict | None = None) -> None:
-    """The comparison claims of the issue, each with `lists_and_seeds_interval`. `simulated` / `logged`:
+def add_claims(result: Result, simulated: dict, logged: dict, seeds: int, control: dict | None = None, *,
+               users: dict[str, np.ndarray]) -> None:
+    """The comparison claims of the issue, each with `users_and_seeds_interval`. `simulated` / `logged`:
     {model: {metric: (lists, seeds) array}} (oracles in `simulated` have one column); `control`: the same
     for RELIFE and RELIFE without the comparison extractor trained on the same lists simulated with
-    beta = 0. Pure in its inputs, so tests can feed it nulls."""
-    from tenfold.core.stats import Interval, one_sample, seed_interval
+    beta = 0; `users`: {"simulated": ..., "logged": ...}, the owner of each test list (the bootstrap
+    resamples users). Pure in its inputs, so tests can feed it nulls."""
+    from tenfold.core.stats import Interval, seed_interval
 
-    def compare(cid: str, statement: str, table: dict, ours: str, ref: str, ref_name: str, metric: str) -> None:
+    regimes = {"sim": (simulated, users["simulated"]), "logged": (logged, users["logged"])}
+
+    def compare(cid: str, statement: str, regime: str, ours: str, ref: str, ref_name: str, metric: str) -> None:
+        table, owners = regimes[regime]
         if ours not in table or ref not in table:
             return
         a, b = table[ours][metric], table[ref][metric]
-        interval = lists_and_seeds_interval(a, b)
+        interval = users_and_seeds_interval(a, b, owners)
         result.claim(cid, statement, float(a.mean()), float(b.mean()), ref_name, better="higher", interval=interval,
                      evidence=interval.evidence)
 
-    for regime, table, where in (("sim", simulated, "on the simulator's intent labels"),
-                                 ("logged", logged, "on logged ML-100K labels")):
+    for regime, where in (("sim", "on the simulator's intent labels"), ("logged", "on logged ML-100K labels")):
         for metric in CLAIM_METRICS:
             for base, label in BASELINE_NAMES.items():
                 compare(f"{regime}_{metric.replace('@', '')}_beats_{base}",
                         f"RELIFE's {metric.upper()} is above {label}'s {where} (null: no difference)",
-                        table, "relife", base, label, metric)
+                        regime, "relife", base, label, metric)
     compare("sim_oracle_headroom", "On the simulator, an oracle that knows each user's beta_u has a higher NDCG@5 than "
             "one that knows r but only the population mean beta (null: knowing the user does not matter)",
-            simulated, "oracle-beta", "oracle-mean", "oracle with the mean beta", "ndcg@5")
+            "sim", "oracle-beta", "oracle-mean", "oracle with the mean beta", "ndcg@5")
     for name, label in ABLATION_NAMES.items():
         compare(f"sim_ablation_{name.removeprefix('relife-').replace('-', '_')}",
                 f"RELIFE's NDCG@5 on the simulator is above RELIFE with {label} (null: the module earns nothing)",
-                simulated, "relife", name, f"RELIFE, {label}", "ndcg@5")
+                "sim", "relife", name, f"RELIFE, {label}", "ndcg@5")
     needed = ("relife", "relife-no-cpe", "oracle-beta", "oracle-sort")
     if all(k in simulated for k in needed):
         cols = np.stack([simulated[k]["ndcg@5"].mean(1) for k in needed], 1)
         gap = cols[:, 2].mean() - cols[:, 3].mean()
 
-        def share(m: np.ndarray) -> float:
-            g = m[:, 2].mean() - m[:, 3].mean()
-            return float((m[:, 0].mean() - m[:, 1].mean()) / g) if g > 0 else 0.0
+        def share(means: np.ndarray) -> float:  # the column means of (relife, no-cpe, oracle-beta, oracle-sort)
+            g = means[2] - means[3]
+            return float((means[0] - means[1]) / g) if g > 0 else 0.0
 
-        boot = one_sample(cols, 0.0, statistic=share, unit="test list", seeds=seeds)
-        interval, words = boot, f"{boot.evidence} (per-list values averaged over seeds) [{boot.lo:+.3f}, {boot.hi:+.3f}]"
+        boot = user_bootstrap(cols, users["simulated"], statistic=share, seeds=seeds)
+        interval, words = boot, f"{boot.evidence} [{boot.lo:+.3f}, {boot.hi:+.3f}]"
         gains = simulated["relife"]["ndcg@5"].mean(0) - simulated["relife-no-cpe"]["ndcg@5"].mean(0)
         if gains.size >= 2 and gap > 0:
             per_seed = seed_interval(gains / gap, np.zeros_like(gains), what="one training run each, the oracles fixed")
@@ -227,12 +271,12 @@ def add_claims(result: Result, simulated: dict, logged: dict, seeds: int, contro
             interval = Interval(min(boot.lo, per_seed.lo), max(boot.hi, per_seed.hi), boot.estimate, words, boot.units, seeds)
         result.claim("sim_cpe_headroom_share", "The comparison extractor's NDCG@5 gain (RELIFE minus RELIFE without it) "
                      "is a positive share of the simulator's comparison headroom (the oracle that knows beta_u minus "
-                     "sorting by r); null: a share of 0", share(cols), 0.0, "no share", better="higher",
+                     "sorting by r); null: a share of 0", share(cols.mean(0)), 0.0, "no share", better="higher",
                      interval=interval, evidence=words)
     if control and all(k in simulated and k in control for k in ("relife", "relife-no-cpe")):
         gain = simulated["relife"]["ndcg@5"] - simulated["relife-no-cpe"]["ndcg@5"]
         gain0 = control["relife"]["ndcg@5"] - control["relife-no-cpe"]["ndcg@5"]
-        interval = lists_and_seeds_interval(gain, gain0)
+        interval = users_and_seeds_interval(gain, gain0, users["simulated"])
         result.claim("sim_cpe_gain_needs_substitution", "The comparison extractor's NDCG@5 gain is larger on the "
                      "simulator with the substitution effect than on the same lists simulated without it (beta = 0); "
                      "null: the gain does not come from the comparison effect", float(gain.mean()), float(gain0.mean()),
@@ -304,7 +348,8 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
                                                             f"+ N(0, {p.ranker_noise}^2)",
                                                "logged": "matrix factorisation on each user's earliest 30% of lists"},
                             "ground_truth": f"matrix factorisation on all ML-100K ratings, frozen; r = sigmoid({sim_cfg.truth_sharpness} * logit)"})
-    add_claims(result, simulated, logged, n_seeds, control)
+    add_claims(result, simulated, logged, n_seeds, control,
+               users={"simulated": sim.test.user, "logged": logged_splits.test.user})
     result.notes += [
         "RELIFE's module equations are a reconstruction (the paper's full text was not readable offline); see docs/relife.md.",
         "Simulated regime: synthetic clicks and intents from an MF ground truth fit on ML-100K, PBM/cascade position bias "
@@ -313,9 +358,9 @@ def reproduce(profile: str, seed: int, out: Path, seeds: int | None = None, mode
         "Logged regime: lists are consecutive MovieLens-100K ratings (pseudo-exposures); metrics assume labels do not "
         "depend on the displayed position.",
         f"Seeds {seed_list} vary model initialisation and batch order; the lists (and the simulator's draws) are the same "
-        "for every seed. Each interval is the hull of a paired bootstrap over test lists (per-list values averaged "
-        "over seeds) and a paired t interval over the seeds, so a verdict holds only beyond both the test-list and "
-        "the training noise.",
+        "for every seed. Each interval is the hull of a paired bootstrap over users (each drawn user brings all of "
+        "its test lists, which share its traits; per-list values averaged over seeds) and a paired t interval over "
+        "the seeds, so a verdict holds only beyond both the test-set and the training noise.",
         "Control: RELIFE and RELIFE without the comparison extractor are also trained on the same lists simulated "
         "with beta = 0 (no substitution), to check that the extractor's gain comes from the comparison effect.",
     ]
