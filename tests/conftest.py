@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,21 +41,37 @@ def tiny_lm(tiny_lm_dir):
 
 
 @pytest.fixture
-def one_and_two_processes(tmp_path):
-    """run(script, suffix=".json") runs `script OUT` once as one process and once under `accelerate
-    launch` as two gloo processes on CPU (accelerate 1.x's `--cpu` launches one; `--multi_gpu` with
-    tenfold's CPU device gives DistributedType.MULTI_CPU) and returns the two outputs' paths."""
+def two_process_launch():
+    """launch(args) -> the command that runs `python args...` as two gloo processes on CPU under `accelerate
+    launch` (accelerate 1.x's `--cpu` launches one; `--multi_gpu` with tenfold's CPU device gives
+    DistributedType.MULTI_CPU), on a free rendezvous port so two suites on one machine never meet on 29500;
+    skips when accelerate's launcher is not installed."""
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if launcher is None:
+        pytest.skip("accelerate's launcher is not installed")
 
-    def run(script: Path, suffix: str = ".json", timeout: int = 600) -> tuple[Path, Path]:
-        launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-        if launcher is None:
-            pytest.skip("accelerate's launcher is not installed")
+    def launch(args) -> list[str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port",
+                str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *map(str, args)]
+
+    return launch
+
+
+@pytest.fixture
+def one_and_two_processes(tmp_path, two_process_launch):
+    """run(script, *args, suffix=".json") runs `script *args OUT` once as one process and once as two gloo
+    processes (`two_process_launch`) and returns the two outputs' paths."""
+
+    def run(script: Path, *args, suffix: str = ".json", timeout: int = 600) -> tuple[Path, Path]:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
         one, two = tmp_path / f"one{suffix}", tmp_path / f"two{suffix}"
-        subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=timeout)
-        subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                        "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(two)],
-                       check=True, env=env, timeout=timeout, capture_output=True)
+        subprocess.run([sys.executable, str(script), *map(str, args), str(one)], check=True, env=env, timeout=timeout)
+        done = subprocess.run(two_process_launch([script, *args, two]), env=env, timeout=timeout, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, f"two-process run failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
         return one, two
 
     return run

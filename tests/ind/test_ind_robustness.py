@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,10 +26,10 @@ def _data(folder: Path) -> Path:
     return folder
 
 
-def _run(tiny_lm_dir, data, run_dir, out, steps, batch, *extra, launcher=None, wait=True):
+def _run(tiny_lm_dir, data, run_dir, out, steps, batch, *extra, launch=None, wait=True):
+    """The stage script as one process, or as two under `launch` (the two_process_launch fixture)."""
     args = [str(SCRIPT), str(tiny_lm_dir), str(data), str(run_dir), str(out), str(steps), str(batch), *extra]
-    cmd = ([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-            "--dynamo_backend", "no"] if launcher else [sys.executable]) + args
+    cmd = launch(args) if launch else [sys.executable, *args]
     if wait:
         subprocess.run(cmd, check=True, env=ENV, timeout=600, capture_output=True)
         return json.loads(Path(out).read_text())
@@ -59,13 +58,10 @@ def test_sigkill_mid_stage_then_rerun_ends_like_an_uninterrupted_run(tmp_path, t
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_train_a_stage_like_one_process(tmp_path, tiny_lm_dir):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
+def test_two_gloo_processes_train_a_stage_like_one_process(tmp_path, tiny_lm_dir, two_process_launch):
     data = _data(tmp_path / "data")
     one = _run(tiny_lm_dir, data, tmp_path / "one", tmp_path / "one.json", 3, 2)
-    two = _run(tiny_lm_dir, data, tmp_path / "two", tmp_path / "two.json", 3, 2, launcher=launcher)
+    two = _run(tiny_lm_dir, data, tmp_path / "two", tmp_path / "two.json", 3, 2, launch=two_process_launch)
     assert one["processes"] == 1 and two["processes"] == 2
     assert two["losses"] == pytest.approx(one["losses"], abs=1e-4)
     for k, v in one["weights"].items():

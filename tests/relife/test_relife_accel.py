@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,19 +19,14 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["setrank", "relife-no-cl"])
-def test_two_cpu_processes_train_the_same_weights_as_one(toy_atomic, tmp_path, name):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
+def test_two_cpu_processes_train_the_same_weights_as_one(toy_atomic, tmp_path, name, two_process_launch):
     lists = tmp_path / "lists"
     build_simulated_lists(load_atomic(toy_atomic), ListConfig(list_len=5, history_lists=2, ranker_epochs=5),
                           SimulatorConfig(lists_per_user=6, test_lists=1)).save(lists)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run([sys.executable, str(SCRIPT), str(lists), name, str(one)], check=True, env=env, timeout=600)
-    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-                    "no", "--dynamo_backend", "no", str(SCRIPT), str(lists), name, str(two)],
-                   check=True, env=env, timeout=600, capture_output=True)
+    subprocess.run(two_process_launch([SCRIPT, lists, name, two]), check=True, env=env, timeout=600, capture_output=True)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["processes"] == 1 and b["processes"] == 2
     # the same global batches: each process takes half and DDP averages the gradients (float32 round-off)

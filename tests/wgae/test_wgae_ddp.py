@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,16 +18,11 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_wgae.py"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["gcn", "gat", "vgae"])
-def test_two_cpu_processes_train_like_one(tmp_path, model):
-    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    if launcher is None:
-        pytest.skip("accelerate's launcher is not installed")
+def test_two_cpu_processes_train_like_one(tmp_path, model, two_process_launch):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run([sys.executable, str(SCRIPT), str(one), model], check=True, env=env, timeout=600)
-    subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(two), model],
-                   check=True, env=env, timeout=600, capture_output=True)
+    subprocess.run(two_process_launch([SCRIPT, two, model]), check=True, env=env, timeout=600, capture_output=True)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["processes"] == 1 and b["processes"] == 2
     assert a["state"].keys() == b["state"].keys()
