@@ -42,20 +42,22 @@ def tiny_lm(tiny_lm_dir):
 
 @pytest.fixture
 def two_process_launch():
-    """launch(args) -> the command that runs `python args...` as two gloo processes on CPU under `accelerate
-    launch` (accelerate 1.x's `--cpu` launches one; `--multi_gpu` with tenfold's CPU device gives
-    DistributedType.MULTI_CPU), on a free rendezvous port so two suites on one machine never meet on 29500;
-    skips when accelerate's launcher is not installed."""
+    """launch(args, env, timeout=600) runs `python args...` as two gloo processes on CPU under `accelerate launch`
+    (accelerate 1.x's `--cpu` launches one; `--multi_gpu` with tenfold's CPU device gives
+    DistributedType.MULTI_CPU), on a free rendezvous port so two suites on one machine never meet on 29500, and
+    fails the test with the launcher's stderr unless it exits 0; skips when accelerate's launcher is missing."""
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if launcher is None:
         pytest.skip("accelerate's launcher is not installed")
 
-    def launch(args) -> list[str]:
+    def launch(args, env: dict, timeout: int = 600) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        return [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port",
-                str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *map(str, args)]
+        cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port",
+               str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *map(str, args)]
+        done = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
+        assert done.returncode == 0, f"two-process run failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
 
     return launch
 
@@ -69,9 +71,7 @@ def one_and_two_processes(tmp_path, two_process_launch):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TENFOLD_DEVICE": "cpu"}
         one, two = tmp_path / f"one{suffix}", tmp_path / f"two{suffix}"
         subprocess.run([sys.executable, str(script), *map(str, args), str(one)], check=True, env=env, timeout=timeout)
-        done = subprocess.run(two_process_launch([script, *args, two]), env=env, timeout=timeout, capture_output=True,
-                              text=True)
-        assert done.returncode == 0, f"two-process run failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+        two_process_launch([script, *args, two], env, timeout)
         return one, two
 
     return run

@@ -29,11 +29,13 @@ def _data(folder: Path) -> Path:
 def _run(tiny_lm_dir, data, run_dir, out, steps, batch, *extra, launch=None, wait=True):
     """The stage script as one process, or as two under `launch` (the two_process_launch fixture)."""
     args = [str(SCRIPT), str(tiny_lm_dir), str(data), str(run_dir), str(out), str(steps), str(batch), *extra]
-    cmd = launch(args) if launch else [sys.executable, *args]
-    if wait:
-        subprocess.run(cmd, check=True, env=ENV, timeout=600, capture_output=True)
-        return json.loads(Path(out).read_text())
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait:
+        return subprocess.Popen([sys.executable, *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if launch:
+        launch(args, ENV)
+    else:
+        subprocess.run([sys.executable, *args], check=True, env=ENV, timeout=600, capture_output=True)
+    return json.loads(Path(out).read_text())
 
 
 @pytest.mark.slow

@@ -31,7 +31,6 @@ from tenfold.core.runtime import mixed_precision_setting, pick_device, work_star
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 _cached: dict = {}
-_teardown: list = []  # non-empty once the process-group teardown is registered
 
 
 def check_mixed_precision(mode: str, device: torch.device) -> str:
@@ -69,9 +68,6 @@ def accelerator(mixed_precision: str | None = None, gradient_accumulation_steps:
             _cached.clear()
         _cached[key] = Accelerator(cpu=device.type == "cpu", mixed_precision=mode,
                                    gradient_accumulation_steps=gradient_accumulation_steps)
-        if _cached[key].num_processes > 1 and not _teardown:
-            atexit.register(_end_distributed)
-            _teardown.append(True)
     return _cached[key]
 
 
@@ -81,6 +77,9 @@ def _end_distributed() -> None:
     had finished (seen about one run in eight of a two-process CPU test)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+atexit.register(_end_distributed)  # a no-op unless a multi-process launch initialised a process group
 
 
 def local_slice(items, acc=None):

@@ -81,8 +81,10 @@ def check_sequence(seq: str, name: str = "sequence") -> None:
 def _split(name: str, records: list[tuple[str, str]], valid_every: int, max_sequences: int | None) -> ProteinSet:
     if max_sequences is not None:
         records = records[:max_sequences]
-    seen: set[str] = set()
-    unique = [(r, s) for r, s in records if not (s in seen or seen.add(s))]  # first record of each sequence
+    first: dict[str, str] = {}  # sequence -> id of its first record (insertion order kept)
+    for rid, seq in records:
+        first.setdefault(seq, rid)
+    unique = [(rid, seq) for seq, rid in first.items()]
     if len(unique) < 2:
         raise InputError(f"protein set {name!r} has fewer than 2 distinct sequences")
     valid = [s for i, (_, s) in enumerate(unique) if i % valid_every == valid_every - 1]
