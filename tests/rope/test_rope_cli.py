@@ -69,3 +69,22 @@ def test_train_refuses_a_corrupted_file_a_nan_target_and_sequences_past_the_mode
     res = runner.invoke(app, ["train", "--data", str(tmp_path / "long.jsonl"), "--val", str(tmp_path / "long-val.jsonl"),
                               "--cot", "--out", str(tmp_path / "m")])
     assert res.exit_code != 0 and "sequences of 602 positions" in str(res.exception) and "drop --cot" in str(res.exception)
+
+
+def test_generate_exclude_makes_held_out_files_that_train_accepts(tmp_path):
+    runner = CliRunner()
+    common = ["--size", "9", "--family", "skewed"]
+    train = _generate(runner, tmp_path / "train.jsonl", *common, "--n", "300", "--seed", "1")
+    val = _generate(runner, tmp_path / "val.jsonl", *common, "--n", "50", "--seed", "2", "--unique",
+                    "--exclude", str(tmp_path / "train.jsonl"))
+    test = _generate(runner, tmp_path / "test.jsonl", *common, "--n", "50", "--seed", "3", "--unique",
+                     "--exclude", str(tmp_path / "train.jsonl"), "--exclude", str(tmp_path / "val.jsonl"))
+    seen = {tuple(r["tokens"]) for r in train}
+    assert not seen & {tuple(r["tokens"]) for r in val} and not (seen | {tuple(r["tokens"]) for r in val}) & \
+        {tuple(r["tokens"]) for r in test}
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "train.jsonl"), "--val", str(tmp_path / "val.jsonl"),
+                              "--test", str(tmp_path / "test.jsonl"), "--steps", "3", "--layers", "1", "--width", "16",
+                              "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["splits"]["train_val_overlap"] == report["splits"]["train_test_overlap"] == 0

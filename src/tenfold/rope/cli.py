@@ -36,6 +36,9 @@ def generate(
     p_not: float = typer.Option(0.0, help="Probability of a `not` at each Boolean node (0: and/or only)."),
     unique: bool = typer.Option(False, help="All formulas distinct."),
     seed: int = seed_option("Seed of the random formulas."),
+    exclude: list[Path] = typer.Option(None, "--exclude",
+                                       help="A formula file (.jsonl) none of whose formulas is drawn; repeatable: "
+                                            "validation and test files disjoint from training, as `train` requires."),
     out: Path = typer.Option(..., help="FILE.jsonl: one {tokens, answer, depth, size} a line."),
 ) -> None:
     """Write random formulas of an exact size with their exact answers."""
@@ -46,9 +49,10 @@ def generate(
 
     check(math.isfinite(p_not), f"--p-not must be a probability in [0, 1), got {p_not}")
     check_sized(task, size, family, modulus, encoding, p_not)
+    held_out = frozenset(r.tokens for path in exclude or () for r in _read(path, task, encoding, modulus))
     ensure_writable_dir(Path(out).parent)
     work_starts(f"drawing {n:,} formulas")
-    rows = gen(task, size, n, family, encoding, modulus, seed, unique=unique, p_not=p_not)
+    rows = gen(task, size, n, family, encoding, modulus, seed, exclude=held_out, unique=unique, p_not=p_not)
     write_jsonl(rows, out)
     typer.echo(f"wrote {len(rows)} {family} {task} formulas of size {size} ({encoding}) to {out}")
 
